@@ -1,0 +1,148 @@
+"""The ``graftql`` command: serve | demo | check.
+
+Configuration problems print one line per problem, naming the key, and exit with status 2;
+they never print a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from graftql import __version__
+from graftql.config import GatewayConfig, Secret, UpstreamConfig, load_config
+from graftql.errors import ConfigError
+
+__all__ = ["main"]
+
+EXIT_CONFIG = 2
+
+
+def _fail(source: str, error: ConfigError) -> NoReturn:
+    # One self-contained line per problem: file, key path, reason.
+    for path, reason in error.errors:
+        print(f"graftql: {source}: {path}: {reason}" if path else f"graftql: {reason}", file=sys.stderr)
+    raise SystemExit(EXIT_CONFIG)
+
+
+def _with_overrides(config: GatewayConfig, args: argparse.Namespace) -> GatewayConfig:
+    changes = {k: v for k in ("host", "port", "env") if (v := getattr(args, k, None)) is not None}
+    if not changes:
+        return config
+    server = config.server.model_copy(update=changes)
+    return config.model_copy(update={"server": server})
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from graftql.server import create_app
+
+    try:
+        config = _with_overrides(load_config(args.config), args)
+        app = create_app(config)
+    except ConfigError as exc:
+        _fail(args.config, exc)
+    uvicorn.run(
+        app,
+        host=config.server.host,
+        port=config.server.port,
+        log_level=args.log_level,
+        # X-Forwarded-* is trusted from loopback only (uvicorn's default allowlist).
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _describe_upstream(cfg: UpstreamConfig) -> str:
+    parts = [cfg.kind, cfg.url, f"timeout {cfg.timeout:g}s"]
+    if cfg.auth is not None:
+        fields = [
+            f"{key}=***" if isinstance(value, Secret) else f"{key}={value}"
+            for key, value in cfg.auth
+            if key != "type" and value not in (None, [], {})
+        ]
+        parts.append(f"auth {cfg.auth.type} ({', '.join(fields)})")
+    if cfg.headers:
+        shown = (f"{k}={'***' if isinstance(v, Secret) else v}" for k, v in cfg.headers.items())
+        parts.append("headers " + ", ".join(shown))
+    if not cfg.required:
+        parts.append("optional")
+    return "  ".join(parts)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from graftql.schema import load_schema
+
+    try:
+        config = load_config(args.config)
+        load_schema(config.schema_).build(config.server)
+    except ConfigError as exc:
+        _fail(args.config, exc)
+    server = config.server
+    onoff = {True: "on", False: "off"}
+    print(f"{args.config}: OK")
+    print(f"schema     {config.schema_}")
+    print(
+        f"server     {server.host}:{server.port}  {server.env}  "
+        f"graphiql {onoff[server.graphiql_enabled]}  "
+        f"introspection {onoff[server.introspection_enabled]}"
+    )
+    print(f"upstreams  {len(config.upstreams)}")
+    width = max((len(name) for name in config.upstreams), default=0)
+    for name, cfg in config.upstreams.items():
+        print(f"  {name.ljust(width)}  {_describe_upstream(cfg)}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from graftql.demo.runner import run_demo
+
+    return run_demo(host=args.host, port=args.port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="graftql",
+        description="graftql: one GraphQL endpoint in front of many upstreams.",
+    )
+    parser.add_argument("--version", action="version", version=f"graftql {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway for a gateway.yaml")
+    serve.add_argument("-c", "--config", default="gateway.yaml", help="path to gateway.yaml")
+    serve.add_argument("--host", help="listen address (overrides server.host)")
+    serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    serve.add_argument(
+        "--env", choices=["development", "production"], help="mode (overrides server.env)"
+    )
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve.set_defaults(run=_serve)
+
+    demo = commands.add_parser(
+        "demo", help="start the storefront demo services and a gateway in front of them"
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="gateway listen address")
+    demo.add_argument(
+        "--port", type=int, default=8000, help="gateway port; the services use the next four"
+    )
+    demo.set_defaults(run=_demo)
+
+    check = commands.add_parser("check", help="validate a gateway.yaml without starting anything")
+    check.add_argument("config", help="path to gateway.yaml")
+    check.set_defaults(run=_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,390 @@
+"""gateway.yaml: its models, secret references, and loading with errors that name the key.
+
+Configuration says *where and how*: each upstream's URL, credentials and policies. Every key is
+validated at start-up; a bad file stops the gateway with one line per problem, each naming the
+key path (``upstreams.crm.timeout: must be greater than 0``). Unknown keys are errors, so a typo
+is never silently ignored.
+
+Secrets are references, never literals: ``${ENV_VAR}``, ``${ENV_VAR:-default}`` or
+``file:/run/secrets/name``. Plain settings such as URLs may use ``${VAR}`` inside a string too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import core_schema
+
+from graftql.errors import ConfigError
+
+__all__ = [
+    "ApiKeyAuth",
+    "AuthConfig",
+    "BasicAuth",
+    "BearerAuth",
+    "GatewayConfig",
+    "HmacAuth",
+    "OAuth2ClientCredentials",
+    "Secret",
+    "ServerConfig",
+    "UpstreamConfig",
+    "XmlConfig",
+    "load_config",
+    "parse_config",
+]
+
+_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_WHOLE_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}$")
+
+# Header names whose values are credentials: a literal value for one of them is a config error.
+_SENSITIVE_HEADER = re.compile(r"authorization|cookie|api[-_]?key|token|secret|password|signature")
+
+
+def expand_env(value: Any) -> Any:
+    """Replace each ``${VAR}`` / ``${VAR:-default}`` in a string; ``$${`` stays a literal ``${``."""
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = os.environ.get(name)
+        if found is None:
+            if default is None:
+                raise ValueError(f"environment variable {name} is not set")
+            return default
+        return found
+
+    parts = value.split("$${")
+    return "${".join(_REF.sub(replace, part) for part in parts)
+
+
+EnvStr = Annotated[str, BeforeValidator(expand_env)]
+
+
+class Secret:
+    """A credential given by reference; its value is never shown by ``str`` or ``repr``.
+
+    ``reference`` is what the file said (``${CRM_API_KEY}`` or ``file:/run/secrets/crm``);
+    ``reveal()`` returns the value. ``file:`` secrets are read again by ``reload()`` so that a
+    rotated key takes effect without a restart.
+    """
+
+    __slots__ = ("_value", "reference")
+
+    def __init__(self, reference: str) -> None:
+        self.reference = reference
+        self._value = self._resolve()
+
+    def _resolve(self) -> str:
+        ref = self.reference
+        if ref.startswith("file:"):
+            path = Path(ref[len("file:") :])
+            try:
+                return path.read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
+        match = _WHOLE_REF.match(ref)
+        if match is None:
+            raise ValueError(
+                "must be a secret reference (${ENV_VAR}, ${ENV_VAR:-default} or file:/path), "
+                "not a literal value"
+            )
+        result: str = expand_env(ref)
+        return result
+
+    def reveal(self) -> str:
+        return self._value
+
+    def reload(self) -> None:
+        self._value = self._resolve()
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other.reference == self.reference
+
+    def __hash__(self) -> int:
+        return hash(self.reference)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        def validate(value: Any) -> Secret:
+            if isinstance(value, Secret):
+                return value
+            if not isinstance(value, str):
+                raise ValueError("must be a secret reference string")
+            return cls(value)
+
+        return core_schema.no_info_plain_validator_function(
+            validate, serialization=core_schema.plain_serializer_function_ser_schema(lambda _: "***")
+        )
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Model):
+    """The ``server:`` block: where the gateway listens and in which mode."""
+
+    host: EnvStr = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    env: Literal["development", "production"] = "development"
+    graphiql: bool | None = None  # default: on in development, off in production
+    introspection: bool | None = None  # default: on in development, off in production
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.env == "development" if self.graphiql is None else self.graphiql
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.env == "development" if self.introspection is None else self.introspection
+
+
+class BearerAuth(_Model):
+    """``Authorization: Bearer <token>`` with a static token."""
+
+    type: Literal["bearer"]
+    token: Secret
+
+
+class ApiKeyAuth(_Model):
+    """An API key in a named header or query parameter (exactly one of them)."""
+
+    type: Literal["api_key"]
+    value: Secret
+    header: str | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _one_place(self) -> ApiKeyAuth:
+        if (self.header is None) == (self.query is None):
+            raise ValueError("set exactly one of 'header' or 'query'")
+        return self
+
+
+class BasicAuth(_Model):
+    """HTTP Basic authentication."""
+
+    type: Literal["basic"]
+    username: EnvStr
+    password: Secret
+
+
+class OAuth2ClientCredentials(_Model):
+    """OAuth2 client-credentials grant; the token is cached and refreshed before expiry."""
+
+    type: Literal["oauth2_client_credentials"]
+    token_url: EnvStr
+    client_id: EnvStr
+    client_secret: Secret
+    scopes: list[str] = Field(default_factory=list)
+    audience: str | None = None
+    extra_params: dict[str, str] = Field(default_factory=dict)
+    refresh_leeway: float = Field(30.0, ge=0, description="seconds before expiry to refresh")
+
+    _check_url = field_validator("token_url")(lambda v: _http_url(v))
+
+
+class HmacAuth(_Model):
+    """HMAC request signing: timestamp, method, path, query and body digest are signed."""
+
+    type: Literal["hmac"]
+    key_id: EnvStr
+    secret: Secret
+    algorithm: Literal["sha256", "sha512"] = "sha256"
+    key_id_header: str = "X-Key-Id"
+    timestamp_header: str = "X-Timestamp"
+    signature_header: str = "X-Signature"
+
+
+AuthConfig = Annotated[
+    BearerAuth | ApiKeyAuth | BasicAuth | OAuth2ClientCredentials | HmacAuth,
+    Field(discriminator="type"),
+]
+_AUTH_TAGS = {"bearer", "api_key", "basic", "oauth2_client_credentials", "hmac"}
+
+
+class XmlConfig(_Model):
+    """How XML responses decode: elements named in ``force_list`` are always lists."""
+
+    force_list: list[str] = Field(default_factory=list)
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s?#]+", value):
+        raise ValueError("must be an absolute http:// or https:// URL")
+    return value
+
+
+class UpstreamConfig(_Model):
+    """One entry of ``upstreams:``: a REST or GraphQL service the gateway calls."""
+
+    kind: Literal["rest", "graphql"]
+    url: EnvStr
+    headers: dict[str, str | Secret] = Field(default_factory=dict)
+    timeout: float = Field(10.0, gt=0, le=600, description="seconds per attempt")
+    auth: AuthConfig | None = None
+    required: bool = True  # an unreachable required upstream makes /readyz answer 503
+    health_path: str | None = None  # probed by /readyz; default: the upstream URL itself
+    xml: XmlConfig = Field(default_factory=XmlConfig)
+
+    _check_url = field_validator("url")(lambda v: _http_url(v))
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        out: dict[str, Any] = {}
+        for name, raw in value.items():
+            if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            if not isinstance(raw, str):
+                raise ValueError(f"header {name!r}: the value must be a string")
+            if raw.startswith("file:") or _WHOLE_REF.match(raw):
+                out[name] = Secret(raw)
+            elif _SENSITIVE_HEADER.search(name.lower()):
+                raise ValueError(
+                    f"header {name!r} carries a credential: its value must be a secret reference "
+                    "(${ENV_VAR} or file:/path), not a literal value"
+                )
+            else:
+                out[name] = expand_env(raw)
+        return out
+
+
+class GatewayConfig(_Model):
+    """The whole of gateway.yaml."""
+
+    schema_: str = Field(alias="schema", description="module.path:attribute of the schema")
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    upstreams: dict[str, UpstreamConfig] = Field(default_factory=dict)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema_ref(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
+            raise ValueError("must look like 'package.module:attribute'")
+        return value
+
+    @field_validator("upstreams")
+    @classmethod
+    def _names(cls, value: dict[str, UpstreamConfig]) -> dict[str, UpstreamConfig]:
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise ValueError(f"{name!r}: upstream names are lower_snake_case identifiers")
+        return value
+
+
+def _suggest(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """'did you mean' for an unknown key, by walking the models along the key path."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part) or next(
+                (f for f in current.model_fields.values() if f.alias == part), None
+            )
+            current = field.annotation if field else None
+        elif part in _AUTH_TAGS:
+            current = {
+                "bearer": BearerAuth,
+                "api_key": ApiKeyAuth,
+                "basic": BasicAuth,
+                "oauth2_client_credentials": OAuth2ClientCredentials,
+                "hmac": HmacAuth,
+            }[part]
+        else:
+            args = getattr(current, "__args__", ())
+            current = next(
+                (a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None
+            )
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        names = [f.alias or n for n, f in current.model_fields.items()]
+        close = difflib.get_close_matches(str(loc[-1]), names, n=1)
+        if close:
+            return f" (did you mean '{close[0]}'?)"
+    return ""
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        if part in _AUTH_TAGS and i > 0 and loc[i - 1] == "auth":
+            continue  # pydantic puts the union tag in the path; a user never typed it
+        parts.append(f"[{part}]" if isinstance(part, int) else str(part))
+    return ".".join(parts).replace(".[", "[")
+
+
+def _errors(exc: ValidationError) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            reason = "unknown key" + _suggest(GatewayConfig, loc)
+        elif kind == "missing":
+            reason = "required key is missing"
+        elif kind == "union_tag_invalid":
+            reason = f"unknown type {err['input'].get('type')!r}; expected one of " + ", ".join(
+                sorted(_AUTH_TAGS)
+            )
+        elif kind == "union_tag_not_found":
+            reason = "'type' is required; one of " + ", ".join(sorted(_AUTH_TAGS))
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            reason = msg[:1].lower() + msg[1:]
+        out.append((_path(loc), reason))
+    return out
+
+
+def parse_config(data: Any, *, source: str = "gateway.yaml") -> GatewayConfig:
+    """Validate an already-parsed YAML document."""
+    if not isinstance(data, dict):
+        raise ConfigError.at("", f"{source}: the top level must be a mapping of keys")
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_errors(exc)) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> GatewayConfig:
+    """Read, parse and validate gateway.yaml; every problem raises ``ConfigError``."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError.at("", f"{file}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError.at("", f"{file}: cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError.at("", f"{file}: invalid YAML{where}: {problem}") from None
+    return parse_config(data, source=str(file))

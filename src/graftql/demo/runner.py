@@ -1,0 +1,134 @@
+"""``graftql demo``: the four storefront services and a gateway in front of them, on loopback.
+
+The services get fresh random credentials on every run; the gateway learns them the way a real
+deployment would, through the ``${DEMO_*}`` references in the demo's gateway.yaml.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from importlib.resources import as_file, files
+
+from graftql.config import GatewayConfig, load_config
+from graftql.demo.servers import LoopbackServer, PortInUseError, ServerStartupError
+from graftql.demo.services import SERVICE_NAMES, DemoCredentials, build_apps
+from graftql.errors import ConfigError
+
+__all__ = ["EXAMPLE_QUERY", "demo_config", "demo_environment", "run_demo"]
+
+EXAMPLE_QUERY = """\
+{
+  customer(id: "c1") {
+    name
+    email
+    orders(first: 5) {
+      edges {
+        node {
+          id
+          status
+          total { amount currency }
+          lines {
+            quantity
+            product { name price { amount currency } reviews { rating } }
+          }
+          payment { status }
+          shipment { status trackingNumber eta }
+        }
+      }
+    }
+  }
+}"""
+
+
+def demo_environment(credentials: DemoCredentials, urls: Mapping[str, str]) -> dict[str, str]:
+    """The ``DEMO_*`` variables that the demo's gateway.yaml refers to."""
+    return {
+        "DEMO_CATALOG_URL": urls["catalog"],
+        "DEMO_CRM_URL": urls["crm"],
+        "DEMO_PAYMENTS_URL": urls["payments"],
+        "DEMO_SHIPPING_URL": urls["shipping"],
+        "DEMO_CATALOG_TOKEN": credentials.catalog_token,
+        "DEMO_CRM_API_KEY": credentials.crm_api_key,
+        "DEMO_PAYMENTS_CLIENT_ID": credentials.payments_client_id,
+        "DEMO_PAYMENTS_CLIENT_SECRET": credentials.payments_client_secret,
+        "DEMO_SHIPPING_KEY_ID": credentials.shipping_key_id,
+        "DEMO_SHIPPING_SECRET": credentials.shipping_secret,
+    }
+
+
+def demo_config(environment: Mapping[str, str]) -> GatewayConfig:
+    """Load the packaged demo gateway.yaml with ``environment`` set in the process."""
+    os.environ.update(environment)
+    with as_file(files("graftql.demo") / "gateway.yaml") as path:
+        return load_config(path)
+
+
+async def _run(host: str, port: int) -> None:
+    from graftql.server import create_app
+
+    credentials = DemoCredentials.generate()
+    apps = build_apps(credentials)
+    servers: list[LoopbackServer] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        urls = {}
+        for offset, name in enumerate(SERVICE_NAMES, start=1):
+            server = LoopbackServer(apps[name], port=port + offset)
+            servers.append(server)
+            await server.start()
+            urls[name] = server.url
+        config = demo_config(demo_environment(credentials, urls))
+        server_config = config.server.model_copy(update={"host": host, "port": port})
+        config = config.model_copy(update={"server": server_config})
+        gateway = LoopbackServer(create_app(config), port=port)
+        servers.append(gateway)
+        await gateway.start()
+        _banner(gateway.url, urls)
+        await stop.wait()
+        print("\nstopping the demo ...", flush=True)
+    finally:
+        for server in reversed(servers):
+            await server.stop()
+
+
+def _banner(gateway: str, urls: Mapping[str, str]) -> None:
+    services = "\n".join(f"  {name:<9} {url}" for name, url in urls.items())
+    print(
+        f"""graftql demo is running.
+
+  GraphiQL  {gateway}/graphql
+  ready?    {gateway}/readyz
+
+upstream services (loopback only, random credentials for this run):
+{services}
+
+Paste this into GraphiQL:
+
+{EXAMPLE_QUERY}
+
+Press Ctrl-C to stop.""",
+        flush=True,
+    )
+
+
+def run_demo(*, host: str = "127.0.0.1", port: int = 8000) -> int:
+    """Run until Ctrl-C; returns the process exit status."""
+    if host not in ("127.0.0.1", "localhost"):
+        print("graftql: the demo listens on 127.0.0.1 only", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_run(host, port))
+    except PortInUseError as exc:
+        print(f"graftql: {exc}; choose another base port with --port", file=sys.stderr)
+        return 1
+    except (ConfigError, ServerStartupError) as exc:
+        print(f"graftql: the demo could not start: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,156 @@
+"""The exceptions graftql raises, and the GraphQL error codes they become.
+
+Our exception hierarchy:
+
+* GraftqlError
+  + BadUserInput
+  + ConfigError
+  + UpstreamError
+    - UpstreamTimeout
+    - UpstreamUnavailable
+    - UpstreamRateLimited
+    - UpstreamAuthError
+    - UpstreamBadResponse
+    - UpstreamNotFound
+    - CircuitOpen
+  + WebhookError
+
+Each class names the condition, never the library that reported it: an ``httpx.ConnectError``
+and a refused TCP connection from gql both become ``UpstreamUnavailable``.
+
+An ``UpstreamError`` raised from a resolver becomes a GraphQL error on the field that needed
+it; graphql-core copies ``extensions`` (``code`` and ``upstream``) into the response. Messages
+are written for the client: they never carry secrets, tokens, stack traces or internal URLs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "BadUserInput",
+    "CircuitOpen",
+    "ConfigError",
+    "GraftqlError",
+    "UpstreamAuthError",
+    "UpstreamBadResponse",
+    "UpstreamError",
+    "UpstreamNotFound",
+    "UpstreamRateLimited",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+    "WebhookError",
+]
+
+
+class GraftqlError(Exception):
+    """Base class for every error graftql raises on purpose.
+
+    Catch it to tell graftql's own, expected failures from bugs. ``code`` is the value of
+    ``extensions.code`` when the error reaches a GraphQL client.
+    """
+
+    code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        return {"code": self.code}
+
+
+class BadUserInput(GraftqlError):
+    """A client's argument cannot be used (an empty id, a value out of range).
+
+    Raise it from a resolver to answer with ``extensions.code`` ``BAD_USER_INPUT``.
+    """
+
+    code = "BAD_USER_INPUT"
+
+
+class ConfigError(GraftqlError):
+    """The gateway configuration is invalid; raised at start-up, never while serving.
+
+    ``errors`` holds one ``(key path, reason)`` pair per problem, e.g.
+    ``("upstreams.crm.timeout", "must be > 0")``. ``str()`` gives one line per problem.
+    """
+
+    code = "CONFIG_ERROR"
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(f"{path}: {reason}" if path else reason for path, reason in errors))
+
+    @classmethod
+    def at(cls, path: str, reason: str) -> ConfigError:
+        return cls([(path, reason)])
+
+
+class UpstreamError(GraftqlError):
+    """An upstream call failed. Catch it in a resolver to substitute a fallback value.
+
+    ``upstream`` is the upstream's configured name (safe to show); ``status`` the HTTP status
+    the upstream answered with, if it answered at all.
+    """
+
+    code = "UPSTREAM_ERROR"
+
+    def __init__(self, upstream: str, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.upstream = upstream
+        self.status = status
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        return {"code": self.code, "upstream": self.upstream}
+
+
+class UpstreamTimeout(UpstreamError):
+    """The upstream did not answer within its timeout or the request's deadline."""
+
+    code = "UPSTREAM_TIMEOUT"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The upstream could not be reached, or answered 502/503/504 (it is down or overloaded)."""
+
+    code = "UPSTREAM_UNAVAILABLE"
+
+
+class UpstreamRateLimited(UpstreamError):
+    """The upstream answered 429, or our own rate limit for it is exhausted."""
+
+    code = "UPSTREAM_RATE_LIMITED"
+
+
+class UpstreamAuthError(UpstreamError):
+    """The upstream rejected the gateway's credentials (401/403), or none could be obtained."""
+
+    code = "UPSTREAM_AUTH_FAILED"
+
+
+class UpstreamBadResponse(UpstreamError):
+    """The upstream answered, but not with something usable: an unexpected status, a body
+    that does not decode, or GraphQL errors instead of data."""
+
+    code = "UPSTREAM_BAD_RESPONSE"
+
+
+class UpstreamNotFound(UpstreamError):
+    """The upstream answered 404 for the resource. Loaders usually turn it into ``null``."""
+
+    code = "NOT_FOUND"
+
+
+class CircuitOpen(UpstreamError):
+    """The upstream's circuit breaker is open: the call was not attempted."""
+
+    code = "CIRCUIT_OPEN"
+
+
+class WebhookError(GraftqlError):
+    """An incoming webhook was rejected (bad signature, replay, too large)."""
+
+    code = "WEBHOOK_REJECTED"

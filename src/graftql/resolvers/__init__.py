@@ -1,0 +1,8 @@
+"""What resolvers stand on: the per-request Context and the named dataloaders."""
+
+from __future__ import annotations
+
+from graftql.resolvers.context import Context
+from graftql.resolvers.loaders import BatchLoadFn, LoaderRegistry, RequestLoaders, by_key
+
+__all__ = ["BatchLoadFn", "Context", "LoaderRegistry", "RequestLoaders", "by_key"]

@@ -1,0 +1,112 @@
+"""Named, per-request dataloaders: how resolvers reach upstreams without N+1.
+
+A schema module declares its loaders once, in code::
+
+    loaders = LoaderRegistry()
+
+    @loaders.loader("customers", max_batch_size=100)
+    async def customers(ctx: Context, ids: list[str]) -> list[dict | None]:
+        body = await ctx.upstreams.rest("crm").get("/customers", params={"ids": ",".join(ids)})
+        return by_key(ids, body["data"], key=lambda c: c["id"])
+
+and resolvers call ``await info.context.loaders["customers"].load(id)``. Every request gets a
+fresh set of ``aiodataloader.DataLoader`` objects (created on first use), so batching and the
+per-key cache never reach across requests or users.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiodataloader import DataLoader
+
+if TYPE_CHECKING:
+    from graftql.resolvers.context import Context
+
+__all__ = ["BatchLoadFn", "LoaderRegistry", "RequestLoaders", "by_key"]
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+BatchLoadFn = Callable[["Context", list[Any]], Awaitable[Sequence[Any]]]
+_F = TypeVar("_F", bound=BatchLoadFn)
+
+
+def by_key(keys: Sequence[K], items: Iterable[V], key: Callable[[V], K]) -> list[V | None]:
+    """Line ``items`` up with ``keys`` by each item's key, never by position; missing → None."""
+    found = {key(item): item for item in items}
+    return [found.get(k) for k in keys]
+
+
+@dataclass(frozen=True, slots=True)
+class _LoaderSpec:
+    name: str
+    batch_load: BatchLoadFn
+    max_batch_size: int
+
+
+class LoaderRegistry:
+    """The loaders a schema declares, by name."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, _LoaderSpec] = {}
+
+    def loader(self, name: str, *, max_batch_size: int = 100) -> Callable[[_F], _F]:
+        """Register an async batch function ``(ctx, keys) -> results aligned with keys``.
+
+        A result may be an ``Exception`` instance to fail just that key.
+        """
+        if max_batch_size < 1:
+            raise ValueError("max_batch_size must be >= 1")
+
+        def register(fn: _F) -> _F:
+            if name in self._specs:
+                raise ValueError(f"a loader named {name!r} is already registered")
+            self._specs[name] = _LoaderSpec(name, fn, max_batch_size)
+            return fn
+
+        return register
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def for_request(self, context: Context) -> RequestLoaders:
+        return RequestLoaders(self._specs, context)
+
+
+async def _run(spec: _LoaderSpec, context: Context, keys: list[Any]) -> list[Any]:
+    results = list(await spec.batch_load(context, keys))
+    if len(results) != len(keys):
+        raise RuntimeError(
+            f"loader {spec.name!r} returned {len(results)} results for {len(keys)} keys"
+        )
+    return results
+
+
+class RequestLoaders:
+    """One request's loaders; ``loaders["customers"]`` is created on first use."""
+
+    def __init__(self, specs: dict[str, _LoaderSpec], context: Context) -> None:
+        self._specs = specs
+        self._context = context
+        self._loaders: dict[str, DataLoader] = {}
+
+    def __getitem__(self, name: str) -> DataLoader:
+        loader = self._loaders.get(name)
+        if loader is None:
+            spec = self._specs.get(name)
+            if spec is None:
+                known = ", ".join(sorted(self._specs)) or "none"
+                raise KeyError(f"no loader named {name!r} (registered: {known})")
+            loader = DataLoader(
+                functools.partial(_run, spec, self._context),
+                max_batch_size=spec.max_batch_size,
+            )
+            self._loaders[name] = loader
+        return loader

@@ -1,0 +1,104 @@
+"""``GatewaySchema``: the unified schema as code, turned into a ``strawberry.Schema``.
+
+A schema module describes *what* the gateway serves (types, resolvers, named loaders); the
+configuration decides *how* it is served. So the strawberry schema is built by the gateway, with
+the extensions that the configuration's mode asks for: parse and validation caches always,
+introspection off and unexpected errors masked in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import importlib
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
+
+from graftql.config import ServerConfig
+from graftql.errors import ConfigError, GraftqlError
+from graftql.resolvers import LoaderRegistry
+
+__all__ = ["GatewaySchema", "is_unexpected_error", "load_schema"]
+
+# Sized for the distinct documents a real client fleet sends; beyond it the oldest are parsed again.
+_DOCUMENT_CACHE_SIZE = 1024
+
+
+def is_unexpected_error(error: GraphQLError) -> bool:
+    """A resolver's bug rather than a reported condition: production shows a generic message.
+
+    Syntax and validation errors have no ``original_error``; graftql's own errors carry a code
+    and a message written for clients. Anything else may carry internals.
+    """
+    original = error.original_error
+    return original is not None and not isinstance(original, GraftqlError)
+
+
+class GatewaySchema:
+    """The unified schema: strawberry types plus the loaders its resolvers call by name.
+
+    Point ``schema:`` in gateway.yaml at an instance of it (``mypackage.schema:schema``).
+    """
+
+    def __init__(
+        self,
+        query: type,
+        mutation: type | None = None,
+        subscription: type | None = None,
+        *,
+        loaders: LoaderRegistry | None = None,
+        types: Sequence[type] = (),
+        extensions: Sequence[SchemaExtension | type[SchemaExtension]] = (),
+    ) -> None:
+        self.query = query
+        self.mutation = mutation
+        self.subscription = subscription
+        self.loaders = loaders if loaders is not None else LoaderRegistry()
+        self.types = tuple(types)
+        self.extensions = tuple(extensions)
+
+    def build(self, server: ServerConfig) -> strawberry.Schema:
+        extensions: list[Any] = [
+            ParserCache(maxsize=_DOCUMENT_CACHE_SIZE),
+            ValidationCache(maxsize=_DOCUMENT_CACHE_SIZE),
+            *self.extensions,
+        ]
+        if not server.introspection_enabled:
+            extensions.append(DisableIntrospection())
+        if server.env == "production":
+            extensions.append(MaskErrors(should_mask_error=is_unexpected_error))
+        return strawberry.Schema(
+            query=self.query,
+            mutation=self.mutation,
+            subscription=self.subscription,
+            types=self.types,
+            extensions=extensions,
+        )
+
+
+def load_schema(reference: str) -> GatewaySchema:
+    """Import ``package.module:attribute`` (the ``schema:`` key) and check what it names."""
+    module_name, _, attribute = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError.at("schema", f"cannot import {module_name!r}: {exc}") from None
+    found = getattr(module, attribute, None)
+    if found is None:
+        raise ConfigError.at("schema", f"module {module_name!r} has no attribute {attribute!r}")
+    if not isinstance(found, GatewaySchema):
+        raise ConfigError.at(
+            "schema",
+            f"{reference} is a {type(found).__name__}, not a graftql.GatewaySchema "
+            "(wrap your strawberry types: GatewaySchema(query=Query, loaders=...))",
+        )
+    return found

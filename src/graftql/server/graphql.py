@@ -1,0 +1,40 @@
+"""The GraphQL endpoint: strawberry's ASGI view with graftql's per-request Context."""
+
+from __future__ import annotations
+
+import strawberry
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from graftql.resolvers import Context, LoaderRegistry
+from graftql.upstreams import Upstreams
+
+__all__ = ["GraphQLEndpoint"]
+
+
+class GraphQLEndpoint(GraphQL[Context, None]):
+    """POST, GET (queries only) and WebSocket on one path; GraphiQL when enabled."""
+
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        *,
+        upstreams: Upstreams,
+        loaders: LoaderRegistry,
+        graphiql: bool,
+    ) -> None:
+        super().__init__(schema, graphql_ide="graphiql" if graphiql else None)
+        self._upstreams = upstreams
+        self._loaders = loaders
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        return Context(
+            request=request,
+            response=response if isinstance(response, Response) else None,
+            upstreams=self._upstreams,
+            registry=self._loaders,
+        )

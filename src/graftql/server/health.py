@@ -1,0 +1,43 @@
+"""``/healthz`` (the process answers) and ``/readyz`` (the upstreams it needs answer too)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from graftql.upstreams import Upstreams
+
+__all__ = ["healthz", "readyz"]
+
+
+async def healthz(request: Request) -> JSONResponse:
+    # Liveness must stay fast and independent of upstreams: a slow upstream is no reason to
+    # restart the gateway.
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Probe every upstream at once; 503 while a required one is unreachable."""
+    upstreams: Upstreams = request.app.state.upstreams
+    names = list(upstreams)
+    probes = await asyncio.gather(*(upstreams[name].probe() for name in names))
+    report = {}
+    ready = True
+    for name, probe in zip(names, probes, strict=True):
+        upstream = upstreams[name]
+        required = upstream.config.required
+        if probe.status == "down" and required:
+            ready = False
+        report[name] = {
+            "status": probe.status,
+            "kind": upstream.kind,
+            "required": required,
+            "latency_ms": probe.latency_ms,
+            "detail": probe.detail,
+        }
+    return JSONResponse(
+        {"status": "ready" if ready else "unready", "upstreams": report},
+        status_code=200 if ready else 503,
+    )

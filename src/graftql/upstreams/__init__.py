@@ -1,0 +1,79 @@
+"""Upstream clients: how the gateway talks to the services behind it.
+
+Nothing here knows about GraphQL execution; resolvers and loaders call these clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TypeVar
+
+import httpx
+
+from graftql.config import GatewayConfig
+from graftql.upstreams.base import Probe, Upstream
+from graftql.upstreams.graphql import GraphQLUpstream, UpstreamGraphQLErrors
+from graftql.upstreams.rest import RestUpstream, encode_segment, expand_path
+
+__all__ = [
+    "GraphQLUpstream",
+    "Probe",
+    "RestUpstream",
+    "Upstream",
+    "UpstreamGraphQLErrors",
+    "Upstreams",
+    "encode_segment",
+    "expand_path",
+]
+
+_U = TypeVar("_U", bound=Upstream)
+
+
+class Upstreams(Mapping[str, Upstream]):
+    """Every configured upstream by name; created once per gateway, shared by all requests."""
+
+    def __init__(self, upstreams: Mapping[str, Upstream]) -> None:
+        self._upstreams = dict(upstreams)
+
+    @classmethod
+    def from_config(
+        cls, config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> Upstreams:
+        kinds: dict[str, type[Upstream]] = {"rest": RestUpstream, "graphql": GraphQLUpstream}
+        return cls(
+            {
+                name: kinds[cfg.kind](name, cfg, transport=transport)
+                for name, cfg in config.upstreams.items()
+            }
+        )
+
+    def __getitem__(self, name: str) -> Upstream:
+        try:
+            return self._upstreams[name]
+        except KeyError:
+            raise KeyError(
+                f"no upstream named {name!r} in the configuration "
+                f"(configured: {', '.join(sorted(self._upstreams)) or 'none'})"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._upstreams)
+
+    def __len__(self) -> int:
+        return len(self._upstreams)
+
+    def _typed(self, name: str, kind: type[_U]) -> _U:
+        upstream = self[name]
+        if not isinstance(upstream, kind):
+            raise TypeError(f"upstream {name!r} is {upstream.kind!r}, not {kind.kind!r}")
+        return upstream
+
+    def rest(self, name: str) -> RestUpstream:
+        return self._typed(name, RestUpstream)
+
+    def graphql(self, name: str) -> GraphQLUpstream:
+        return self._typed(name, GraphQLUpstream)
+
+    async def aclose(self) -> None:
+        for upstream in self._upstreams.values():
+            await upstream.aclose()

@@ -1,0 +1,195 @@
+"""Upstream credentials as ``httpx.Auth`` flows, built from an upstream's ``auth:`` block.
+
+Each flow sees exactly one upstream's requests, so a credential can only reach the upstream it
+was configured for. Secrets are revealed at the last moment and never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+from collections.abc import AsyncGenerator, Callable, Generator
+from dataclasses import dataclass
+
+import httpx
+
+from graftql.config import (
+    ApiKeyAuth,
+    AuthConfig,
+    BasicAuth,
+    BearerAuth,
+    HmacAuth,
+    OAuth2ClientCredentials,
+)
+from graftql.errors import UpstreamAuthError
+
+__all__ = ["HmacSigner", "OAuth2ClientCredentialsAuth", "build_auth"]
+
+
+def build_auth(upstream: str, config: AuthConfig | None) -> httpx.Auth | None:
+    """The ``httpx.Auth`` for an upstream's ``auth:`` block (``None`` when it has none)."""
+    match config:
+        case None:
+            return None
+        case BearerAuth():
+            return _StaticHeader("Authorization", lambda: f"Bearer {config.token.reveal()}")
+        case ApiKeyAuth(header=str() as header):
+            return _StaticHeader(header, config.value.reveal)
+        case ApiKeyAuth(query=str() as query):
+            return _QueryParam(query, config.value.reveal)
+        case BasicAuth():
+            return httpx.BasicAuth(config.username, config.password.reveal())
+        case OAuth2ClientCredentials():
+            return OAuth2ClientCredentialsAuth(upstream, config)
+        case HmacAuth():
+            return HmacSigner(config)
+    raise AssertionError(f"unhandled auth config {type(config).__name__}")  # pragma: no cover
+
+
+class _StaticHeader(httpx.Auth):
+    def __init__(self, name: str, value: Callable[[], str]) -> None:
+        self._name = name
+        self._value = value
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers[self._name] = self._value()
+        yield request
+
+
+class _QueryParam(httpx.Auth):
+    def __init__(self, name: str, value: Callable[[], str]) -> None:
+        self._name = name
+        self._value = value
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.url = request.url.copy_merge_params({self._name: self._value()})
+        yield request
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    value: str
+    refresh_at: float  # on the auth's clock
+
+
+class OAuth2ClientCredentialsAuth(httpx.Auth):
+    """OAuth2 client-credentials grant (RFC 6749 section 4.4).
+
+    The token is cached and fetched again ``refresh_leeway`` seconds before it expires;
+    concurrent requests share one fetch. On a 401 the token that was used is dropped (only if it
+    is still the cached one), a new one is fetched and the request is sent once more; a second
+    401 is returned to the caller, never a loop.
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        config: OAuth2ClientCredentials,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._upstream = upstream
+        self._config = config
+        self._clock = clock
+        self._token: _Token | None = None
+        self._lock = asyncio.Lock()
+
+    def _fresh(self) -> _Token | None:
+        token = self._token
+        if token is not None and self._clock() < token.refresh_at:
+            return token
+        return None
+
+    def _token_request(self) -> httpx.Request:
+        cfg = self._config
+        form = {"grant_type": "client_credentials", **cfg.extra_params}
+        if cfg.scopes:
+            form["scope"] = " ".join(cfg.scopes)
+        if cfg.audience:
+            form["audience"] = cfg.audience
+        request = httpx.Request("POST", cfg.token_url, data=form)
+        basic = httpx.BasicAuth(cfg.client_id, cfg.client_secret.reveal())
+        return next(basic.auth_flow(request))
+
+    async def _store(self, response: httpx.Response, requested_at: float) -> _Token:
+        name = self._upstream
+        await response.aread()  # httpx reads bodies only for flows it runs itself
+        if response.status_code != 200:
+            raise UpstreamAuthError(
+                name, f"{name}: the token endpoint refused the gateway's client credentials",
+                status=response.status_code,
+            )
+        try:
+            body = response.json()
+            value = body["access_token"]
+            expires_in = float(body.get("expires_in", 3600))
+        except (ValueError, KeyError, TypeError):
+            raise UpstreamAuthError(name, f"{name}: the token endpoint's answer is unusable") from None
+        if not isinstance(value, str) or not value:
+            raise UpstreamAuthError(name, f"{name}: the token endpoint returned no access token")
+        # Measured from when we asked, so network time never makes us hold an expired token.
+        leeway = min(self._config.refresh_leeway, expires_in / 2)
+        self._token = _Token(value, requested_at + expires_in - leeway)
+        return self._token
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        token = self._fresh()
+        if token is None:
+            async with self._lock:
+                token = self._fresh()
+                if token is None:
+                    requested_at = self._clock()
+                    token = await self._store((yield self._token_request()), requested_at)
+        request.headers["Authorization"] = f"Bearer {token.value}"
+        response = yield request
+        if response.status_code != 401:
+            return
+        async with self._lock:
+            if self._token is token:
+                self._token = None
+            renewed = self._fresh()
+            if renewed is None:
+                requested_at = self._clock()
+                renewed = await self._store((yield self._token_request()), requested_at)
+        request.headers["Authorization"] = f"Bearer {renewed.value}"
+        yield request
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        raise RuntimeError("graftql upstreams are asynchronous")
+
+
+class HmacSigner(httpx.Auth):
+    """Signs each request with HMAC over timestamp, method, path, query and body digest.
+
+    The canonical string is ``"\\n".join([timestamp, METHOD, raw_path, raw_query,
+    hex(digest(body))])`` with the path and query exactly as they go on the wire; the
+    timestamp (unix seconds) lets the upstream reject replays.
+    """
+
+    requires_request_body = True
+
+    def __init__(self, config: HmacAuth, *, clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._clock = clock
+
+    def signature(self, request: httpx.Request, timestamp: str) -> str:
+        cfg = self._config
+        digest = getattr(hashlib, cfg.algorithm)
+        path, _, query = request.url.raw_path.decode("ascii").partition("?")
+        canonical = "\n".join(
+            [timestamp, request.method, path, query, digest(request.content).hexdigest()]
+        )
+        key = cfg.secret.reveal().encode()
+        return hmac.new(key, canonical.encode(), digest).hexdigest()
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        cfg = self._config
+        timestamp = str(int(self._clock()))
+        request.headers[cfg.key_id_header] = cfg.key_id
+        request.headers[cfg.timestamp_header] = timestamp
+        request.headers[cfg.signature_header] = self.signature(request, timestamp)
+        yield request
