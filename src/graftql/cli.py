@@ -23,7 +23,10 @@ EXIT_CONFIG = 2
 def _fail(source: str, error: ConfigError) -> NoReturn:
     # One self-contained line per problem: file, key path, reason.
     for path, reason in error.errors:
-        print(f"graftql: {source}: {path}: {reason}" if path else f"graftql: {reason}", file=sys.stderr)
+        print(
+            f"graftql: {source}: {path}: {reason}" if path else f"graftql: {reason}",
+            file=sys.stderr,
+        )
     raise SystemExit(EXIT_CONFIG)
 
 
@@ -45,14 +48,19 @@ def _serve(args: argparse.Namespace) -> int:
         app = create_app(config)
     except ConfigError as exc:
         _fail(args.config, exc)
-    uvicorn.run(
-        app,
-        host=config.server.host,
-        port=config.server.port,
-        log_level=args.log_level,
-        # X-Forwarded-* is trusted from loopback only (uvicorn's default allowlist).
-        proxy_headers=True,
-    )
+    try:
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal so the
+        # process ends the way its supervisor expects (143 for SIGTERM).
+        uvicorn.run(
+            app,
+            host=config.server.host,
+            port=config.server.port,
+            log_level=args.log_level,
+            # X-Forwarded-* is trusted from loopback only (uvicorn's default allowlist).
+            proxy_headers=True,
+        )
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C after a graceful shutdown: no traceback
     return 0
 
 

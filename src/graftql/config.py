@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,7 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -55,14 +57,18 @@ _WHOLE_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}$")
 _SENSITIVE_HEADER = re.compile(r"authorization|cookie|api[-_]?key|token|secret|password|signature")
 
 
-def expand_env(value: Any) -> Any:
-    """Replace each ``${VAR}`` / ``${VAR:-default}`` in a string; ``$${`` stays a literal ``${``."""
+def expand_env(value: Any, environ: Mapping[str, str] | None = None) -> Any:
+    """Replace each ``${VAR}`` / ``${VAR:-default}`` in a string; ``$${`` stays a literal ``${``.
+
+    Variables come from ``environ`` (default: the process environment).
+    """
     if not isinstance(value, str) or "${" not in value:
         return value
+    env = os.environ if environ is None else environ
 
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
-        found = os.environ.get(name)
+        found = env.get(name)
         if found is None:
             if default is None:
                 raise ValueError(f"environment variable {name} is not set")
@@ -73,7 +79,12 @@ def expand_env(value: Any) -> Any:
     return "${".join(_REF.sub(replace, part) for part in parts)
 
 
-EnvStr = Annotated[str, BeforeValidator(expand_env)]
+def _environ(info: ValidationInfo) -> Mapping[str, str] | None:
+    context = info.context
+    return context.get("environ") if isinstance(context, dict) else None
+
+
+EnvStr = Annotated[str, BeforeValidator(lambda v, info: expand_env(v, _environ(info)))]
 
 
 class Secret:
@@ -86,11 +97,11 @@ class Secret:
 
     __slots__ = ("_value", "reference")
 
-    def __init__(self, reference: str) -> None:
+    def __init__(self, reference: str, *, environ: Mapping[str, str] | None = None) -> None:
         self.reference = reference
-        self._value = self._resolve()
+        self._value = self._resolve(environ)
 
-    def _resolve(self) -> str:
+    def _resolve(self, environ: Mapping[str, str] | None = None) -> str:
         ref = self.reference
         if ref.startswith("file:"):
             path = Path(ref[len("file:") :])
@@ -104,7 +115,7 @@ class Secret:
                 "must be a secret reference (${ENV_VAR}, ${ENV_VAR:-default} or file:/path), "
                 "not a literal value"
             )
-        result: str = expand_env(ref)
+        result: str = expand_env(ref, environ)
         return result
 
     def reveal(self) -> str:
@@ -128,15 +139,16 @@ class Secret:
     def __get_pydantic_core_schema__(
         cls, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
-        def validate(value: Any) -> Secret:
+        def validate(value: Any, info: ValidationInfo) -> Secret:
             if isinstance(value, Secret):
                 return value
             if not isinstance(value, str):
                 raise ValueError("must be a secret reference string")
-            return cls(value)
+            return cls(value, environ=_environ(info))
 
-        return core_schema.no_info_plain_validator_function(
-            validate, serialization=core_schema.plain_serializer_function_ser_schema(lambda _: "***")
+        return core_schema.with_info_plain_validator_function(
+            validate,
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda _: "***"),
         )
 
 
@@ -254,7 +266,7 @@ class UpstreamConfig(_Model):
 
     @field_validator("headers", mode="before")
     @classmethod
-    def _headers(cls, value: Any) -> Any:
+    def _headers(cls, value: Any, info: ValidationInfo) -> Any:
         if not isinstance(value, dict):
             return value
         out: dict[str, Any] = {}
@@ -264,14 +276,14 @@ class UpstreamConfig(_Model):
             if not isinstance(raw, str):
                 raise ValueError(f"header {name!r}: the value must be a string")
             if raw.startswith("file:") or _WHOLE_REF.match(raw):
-                out[name] = Secret(raw)
+                out[name] = Secret(raw, environ=_environ(info))
             elif _SENSITIVE_HEADER.search(name.lower()):
                 raise ValueError(
                     f"header {name!r} carries a credential: its value must be a secret reference "
                     "(${ENV_VAR} or file:/path), not a literal value"
                 )
             else:
-                out[name] = expand_env(raw)
+                out[name] = expand_env(raw, _environ(info))
         return out
 
 
@@ -361,17 +373,22 @@ def _errors(exc: ValidationError) -> list[tuple[str, str]]:
     return out
 
 
-def parse_config(data: Any, *, source: str = "gateway.yaml") -> GatewayConfig:
-    """Validate an already-parsed YAML document."""
+def parse_config(
+    data: Any, *, source: str = "gateway.yaml", environ: Mapping[str, str] | None = None
+) -> GatewayConfig:
+    """Validate an already-parsed YAML document; ``${VAR}`` comes from ``environ``
+    (default: the process environment)."""
     if not isinstance(data, dict):
         raise ConfigError.at("", f"{source}: the top level must be a mapping of keys")
     try:
-        return GatewayConfig.model_validate(data)
+        return GatewayConfig.model_validate(data, context={"environ": environ})
     except ValidationError as exc:
         raise ConfigError(_errors(exc)) from None
 
 
-def load_config(path: str | os.PathLike[str]) -> GatewayConfig:
+def load_config(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+) -> GatewayConfig:
     """Read, parse and validate gateway.yaml; every problem raises ``ConfigError``."""
     file = Path(path)
     try:
@@ -387,4 +404,4 @@ def load_config(path: str | os.PathLike[str]) -> GatewayConfig:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError.at("", f"{file}: invalid YAML{where}: {problem}") from None
-    return parse_config(data, source=str(file))
+    return parse_config(data, source=str(file), environ=environ)

@@ -81,7 +81,9 @@ class ConfigError(GraftqlError):
 
     def __init__(self, errors: list[tuple[str, str]]) -> None:
         self.errors = errors
-        super().__init__("\n".join(f"{path}: {reason}" if path else reason for path, reason in errors))
+        super().__init__(
+            "\n".join(f"{path}: {reason}" if path else reason for path, reason in errors)
+        )
 
     @classmethod
     def at(cls, path: str, reason: str) -> ConfigError:

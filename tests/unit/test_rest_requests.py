@@ -43,9 +43,7 @@ def test_expand_path_needs_every_placeholder() -> None:
 
 @pytest.mark.parametrize("value", ["../admin", "..", "a/../../b", "//evil.example/x", "?x=1"])
 def test_request_stays_under_the_configured_base_path(value: str) -> None:
-    upstream = RestUpstream(
-        "crm", UpstreamConfig(kind="rest", url="http://127.0.0.1:9/api/v1")
-    )
+    upstream = RestUpstream("crm", UpstreamConfig(kind="rest", url="http://127.0.0.1:9/api/v1"))
     request = upstream.build_request("GET", "/customers/{id}", {"id": value})
     assert request.url.host == "127.0.0.1" and request.url.port == 9
     path = request.url.raw_path.decode()

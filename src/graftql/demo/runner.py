@@ -61,10 +61,9 @@ def demo_environment(credentials: DemoCredentials, urls: Mapping[str, str]) -> d
 
 
 def demo_config(environment: Mapping[str, str]) -> GatewayConfig:
-    """Load the packaged demo gateway.yaml with ``environment`` set in the process."""
-    os.environ.update(environment)
+    """Load the packaged demo gateway.yaml, its ``${DEMO_*}`` taken from ``environment``."""
     with as_file(files("graftql.demo") / "gateway.yaml") as path:
-        return load_config(path)
+        return load_config(path, environ={**os.environ, **environment})
 
 
 async def _run(host: str, port: int) -> None:
@@ -126,7 +125,7 @@ def run_demo(*, host: str = "127.0.0.1", port: int = 8000) -> int:
     try:
         asyncio.run(_run(host, port))
     except PortInUseError as exc:
-        print(f"graftql: {exc}; choose another base port with --port", file=sys.stderr)
+        print(f"graftql: {exc.strerror}; choose another base port with --port", file=sys.stderr)
         return 1
     except (ConfigError, ServerStartupError) as exc:
         print(f"graftql: the demo could not start: {exc}", file=sys.stderr)

@@ -21,7 +21,14 @@ from typing import Any
 
 import strawberry
 
-from graftql import BadUserInput, Context, GatewaySchema, LoaderRegistry, by_key
+from graftql import (
+    BadUserInput,
+    Context,
+    GatewaySchema,
+    LoaderRegistry,
+    UpstreamNotFound,
+    by_key,
+)
 
 loaders = LoaderRegistry()
 
@@ -149,12 +156,12 @@ class Order:
             ],
         )
 
-    @strawberry.field(description="null while the order has no payment (e.g. pending).")
+    @strawberry.field  # null while the order has no payment (e.g. pending)
     async def payment(self, info: strawberry.Info[Context, None]) -> Payment | None:
         payment: Payment | None = await info.context.loaders["payment_by_order"].load(self.id)
         return payment
 
-    @strawberry.field(description="null until the order ships.")
+    @strawberry.field  # null until the order ships
     async def shipment(self, info: strawberry.Info[Context, None]) -> Shipment | None:
         shipment: Shipment | None = await info.context.loaders["shipment_by_order"].load(self.id)
         return shipment
@@ -232,6 +239,11 @@ class Query:
         product: Product | None = await info.context.loaders["products"].load(id)
         return product
 
+    @strawberry.field
+    async def order(self, info: strawberry.Info[Context, None], id: strawberry.ID) -> Order | None:
+        order: Order | None = await info.context.loaders["orders"].load(id)
+        return order
+
 
 # --- loaders: one batched upstream call per level --------------------------------------------
 
@@ -246,7 +258,7 @@ async def load_customers(ctx: Context, ids: list[str]) -> list[Customer | None]:
 @loaders.loader("customer_orders", max_batch_size=10)
 async def load_customer_orders(
     ctx: Context, keys: list[tuple[str, int, int]]
-) -> list[OrderConnection]:
+) -> list[OrderConnection | BaseException]:
     # The CRM pages by number; our cursors are offsets. A window that straddles two CRM pages
     # costs a second request, which only happens when a client changes `first` mid-way.
     crm = ctx.upstreams.rest("crm")
@@ -276,7 +288,22 @@ async def load_customer_orders(
             total_count=total,
         )
 
-    return list(await asyncio.gather(*(window(*key) for key in keys)))
+    return list(await asyncio.gather(*(window(*key) for key in keys), return_exceptions=True))
+
+
+@loaders.loader("orders", max_batch_size=10)
+async def load_orders(ctx: Context, ids: list[str]) -> list[Order | BaseException | None]:
+    # The CRM has no batch endpoint for orders: fan out, one request per distinct id.
+    crm = ctx.upstreams.rest("crm")
+
+    async def one(order_id: str) -> Order | None:
+        try:
+            return Order.from_crm(await crm.get("/orders/{id}", id=order_id))
+        except UpstreamNotFound:
+            return None
+
+    # return_exceptions: a failure fails only its own key, as a per-key error.
+    return list(await asyncio.gather(*(one(i) for i in ids), return_exceptions=True))
 
 
 _PRODUCTS = """

@@ -95,9 +95,9 @@ class RequestLoaders:
     def __init__(self, specs: dict[str, _LoaderSpec], context: Context) -> None:
         self._specs = specs
         self._context = context
-        self._loaders: dict[str, DataLoader] = {}
+        self._loaders: dict[str, DataLoader[Any, Any]] = {}
 
-    def __getitem__(self, name: str) -> DataLoader:
+    def __getitem__(self, name: str) -> DataLoader[Any, Any]:
         loader = self._loaders.get(name)
         if loader is None:
             spec = self._specs.get(name)

@@ -8,10 +8,9 @@ introspection off and unexpected errors masked in production.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import importlib
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -57,7 +56,7 @@ class GatewaySchema:
         *,
         loaders: LoaderRegistry | None = None,
         types: Sequence[type] = (),
-        extensions: Sequence[SchemaExtension | type[SchemaExtension]] = (),
+        extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
     ) -> None:
         self.query = query
         self.mutation = mutation
@@ -67,15 +66,17 @@ class GatewaySchema:
         self.extensions = tuple(extensions)
 
     def build(self, server: ServerConfig) -> strawberry.Schema:
+        # Factories, not instances: strawberry makes fresh extensions per operation. The parse and
+        # validation LRU caches live at module level in strawberry, so they survive that.
         extensions: list[Any] = [
-            ParserCache(maxsize=_DOCUMENT_CACHE_SIZE),
-            ValidationCache(maxsize=_DOCUMENT_CACHE_SIZE),
+            lambda: ParserCache(maxsize=_DOCUMENT_CACHE_SIZE),
+            lambda: ValidationCache(maxsize=_DOCUMENT_CACHE_SIZE),
             *self.extensions,
         ]
         if not server.introspection_enabled:
-            extensions.append(DisableIntrospection())
+            extensions.append(DisableIntrospection)
         if server.env == "production":
-            extensions.append(MaskErrors(should_mask_error=is_unexpected_error))
+            extensions.append(lambda: MaskErrors(should_mask_error=is_unexpected_error))
         return strawberry.Schema(
             query=self.query,
             mutation=self.mutation,

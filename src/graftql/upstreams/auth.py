@@ -118,7 +118,8 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
         await response.aread()  # httpx reads bodies only for flows it runs itself
         if response.status_code != 200:
             raise UpstreamAuthError(
-                name, f"{name}: the token endpoint refused the gateway's client credentials",
+                name,
+                f"{name}: the token endpoint refused the gateway's client credentials",
                 status=response.status_code,
             )
         try:
@@ -126,7 +127,9 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
             value = body["access_token"]
             expires_in = float(body.get("expires_in", 3600))
         except (ValueError, KeyError, TypeError):
-            raise UpstreamAuthError(name, f"{name}: the token endpoint's answer is unusable") from None
+            raise UpstreamAuthError(
+                name, f"{name}: the token endpoint's answer is unusable"
+            ) from None
         if not isinstance(value, str) or not value:
             raise UpstreamAuthError(name, f"{name}: the token endpoint returned no access token")
         # Measured from when we asked, so network time never makes us hold an expired token.
@@ -158,7 +161,9 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
         request.headers["Authorization"] = f"Bearer {renewed.value}"
         yield request
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
         raise RuntimeError("graftql upstreams are asynchronous")
 
 

@@ -95,7 +95,9 @@ class Upstream:
         name = self.name
         error: UpstreamError
         if status in (401, 403):
-            error = UpstreamAuthError(name, f"{name} rejected the gateway's credentials", status=status)
+            error = UpstreamAuthError(
+                name, f"{name} rejected the gateway's credentials", status=status
+            )
         elif status == 404:
             error = UpstreamNotFound(name, f"{name} has no such resource", status=status)
         elif status == 429:
@@ -103,7 +105,9 @@ class Upstream:
         elif status == 408 or status == 504:
             error = UpstreamTimeout(name, f"{name} timed out (HTTP {status})", status=status)
         elif status in (502, 503):
-            error = UpstreamUnavailable(name, f"{name} is unavailable (HTTP {status})", status=status)
+            error = UpstreamUnavailable(
+                name, f"{name} is unavailable (HTTP {status})", status=status
+            )
         else:
             error = UpstreamBadResponse(name, f"{name} answered HTTP {status}", status=status)
         raise error
@@ -136,5 +140,10 @@ def _ms(started: float) -> float:
 
 def _describe(exc: httpx.HTTPError) -> str:
     if isinstance(exc, httpx.ConnectError):
-        return "connection refused" if "refused" in str(exc).lower() else "cannot connect"
+        cause: BaseException | None = exc
+        while cause is not None:  # anyio hides the OSError a few causes down
+            if isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower():
+                return "connection refused"
+            cause = cause.__cause__ or cause.__context__
+        return "cannot connect"
     return type(exc).__name__

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 from gql import Client, GraphQLRequest
+from gql.transport.exceptions import TransportError, TransportQueryError
 from gql.transport.httpx import HTTPXAsyncTransport
-from gql.transport.exceptions import TransportError
 from graphql import DocumentNode, ExecutionResult
 
 from graftql.config import UpstreamConfig
@@ -27,13 +27,13 @@ class UpstreamGraphQLErrors(UpstreamBadResponse):
     """The upstream answered with GraphQL ``errors``. ``data`` holds whatever data came with
     them; ``errors`` the upstream's error objects (for logs, not for clients)."""
 
-    def __init__(self, upstream: str, data: Any, errors: list[dict[str, Any]]) -> None:
+    def __init__(self, upstream: str, data: Any, errors: list[Any]) -> None:
         super().__init__(upstream, f"{upstream} answered with GraphQL errors")
         self.data = data
         self.errors = errors
 
 
-class _UpstreamTransport(HTTPXAsyncTransport):  # type: ignore[misc]
+class _UpstreamTransport(HTTPXAsyncTransport):
     """gql's httpx transport, sending through the upstream instead of a client of its own."""
 
     def __init__(self, upstream: GraphQLUpstream) -> None:
@@ -94,7 +94,9 @@ class GraphQLUpstream(Upstream):
         if self._session is None:
             async with self._connecting:
                 if self._session is None:
-                    self._session = await self._gql.connect_async(reconnecting=False)
+                    self._session = await self._gql.connect_async(  # type: ignore[no-untyped-call]
+                        reconnecting=False
+                    )
         return self._session
 
     async def execute_result(
@@ -109,6 +111,8 @@ class GraphQLUpstream(Upstream):
         request = GraphQLRequest(node, variable_values=variables, operation_name=operation_name)
         try:
             result: ExecutionResult = await session.execute(request, get_execution_result=True)
+        except TransportQueryError as exc:  # gql raises for `errors` even when asked for results
+            return ExecutionResult(data=exc.data, errors=exc.errors)
         except TransportError as exc:  # a 2xx answer that is not a GraphQL response
             raise UpstreamBadResponse(
                 self.name, f"{self.name} did not answer with a GraphQL response"
@@ -128,6 +132,6 @@ class GraphQLUpstream(Upstream):
 
     async def aclose(self) -> None:
         if self._session is not None:
-            await self._gql.close_async()
+            await self._gql.close_async()  # type: ignore[no-untyped-call]
             self._session = None
         await super().aclose()

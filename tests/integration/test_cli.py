@@ -1,0 +1,205 @@
+"""The `graftql` command as a user runs it: real processes, real ports, real signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from graftql import __version__
+from graftql.demo.runner import EXAMPLE_QUERY
+
+GRAFTQL = [sys.executable, "-m", "graftql.cli"]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*GRAFTQL, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def free_port_block(size: int) -> int:
+    """A base port with `size` consecutive free loopback ports."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + size > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + size):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no block of free ports")
+
+
+def wait_until_up(url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"process exited early: {process.communicate()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up")
+
+
+def test_version_and_help() -> None:
+    assert run("--version").stdout.strip() == f"graftql {__version__}"
+    for command in ([], ["serve"], ["demo"], ["check"]):
+        result = run(*command, "--help")
+        assert result.returncode == 0 and "usage: graftql" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        (None, "graftql: {path}: no such file"),
+        ("schema: a:b\nupstreams: [\n", "graftql: {path}: invalid YAML at line 3, column 1:"),
+        (
+            "schema: a:b\nupstreams:\n  crm: {kind: rest, url: 'http://x', timout: 3}\n",
+            "graftql: {path}: upstreams.crm.timout: unknown key (did you mean 'timeout'?)",
+        ),
+        (
+            "schema: a:b\nserver: {port: eighty}\n",
+            "graftql: {path}: server.port: input should be a valid integer",
+        ),
+        (
+            "schema: a:b\nupstreams:\n  crm:\n    kind: rest\n    url: http://x\n"
+            "    auth: {type: bearer, token: '${GRAFTQL_CLI_TEST_UNSET}'}\n",
+            "graftql: {path}: upstreams.crm.auth.token: "
+            "environment variable GRAFTQL_CLI_TEST_UNSET is not set",
+        ),
+        (
+            "schema: nowhere.at_all:schema\n",
+            "graftql: {path}: schema: cannot import 'nowhere.at_all'",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", ["check", "serve"])
+def test_config_errors_are_one_line_exit_2_no_traceback(
+    tmp_path: Path, content: str | None, line: str, command: str
+) -> None:
+    path = tmp_path / "gateway.yaml"
+    if content is not None:
+        path.write_text(content)
+    args = [str(path)] if command == "check" else ["--config", str(path)]
+    result = run(command, *args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    [printed] = result.stderr.splitlines()
+    assert printed.startswith(line.format(path=path)), printed
+    assert result.stdout == ""
+
+
+def test_check_summarises_and_hides_secrets() -> None:
+    from importlib.resources import files
+
+    demo_yaml = str(files("graftql.demo") / "gateway.yaml")
+    result = run("check", demo_yaml, env={"DEMO_CRM_API_KEY": "very-secret-crm-key"})
+    assert result.returncode == 0, result.stderr
+    assert "very-secret-crm-key" not in result.stdout
+    assert "demo-catalog-token" not in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{demo_yaml}: OK"
+    crm = next(line for line in lines if line.strip().startswith("crm "))
+    assert "auth api_key (value=***, header=X-Api-Key)" in crm
+    assert "upstreams  4" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("sig", "returncode"), [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGINT, 0)]
+)
+def test_serve_runs_until_a_signal_and_shuts_down_gracefully(
+    tmp_path: Path, sig: signal.Signals, returncode: int
+) -> None:
+    port = free_port_block(1)
+    path = tmp_path / "gateway.yaml"
+    path.write_text("schema: graftql.demo.schema:schema\nupstreams: {}\n")
+    process = subprocess.Popen(
+        [*GRAFTQL, "serve", "--config", str(path), "--port", str(port), "--env", "production"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+        page = httpx.get(f"http://127.0.0.1:{port}/graphql", headers={"accept": "text/html"})
+        assert page.status_code == 404  # --env production: no GraphiQL
+    finally:
+        process.send_signal(sig)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == returncode
+    assert "Application shutdown complete." in stderr
+    assert "Traceback" not in stderr
+
+
+def test_demo_answers_the_example_query_and_stops_cleanly_on_ctrl_c() -> None:
+    base = free_port_block(5)
+    process = subprocess.Popen(
+        [*GRAFTQL, "demo", "--port", str(base)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{base}/readyz", process)
+        response = httpx.post(
+            f"http://127.0.0.1:{base}/graphql", json={"query": EXAMPLE_QUERY}, timeout=30
+        )
+        body = response.json()
+        assert "errors" not in body
+        assert body["data"]["customer"]["name"] == "Ada Lovelace"
+        assert len(body["data"]["customer"]["orders"]["edges"]) == 5
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert f"GraphiQL  http://127.0.0.1:{base}/graphql" in stdout
+    assert 'customer(id: "c1")' in stdout
+    assert "Traceback" not in stderr
+    for port in range(base, base + 5):  # every port was released
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+def test_demo_reports_a_taken_port_clearly() -> None:
+    base = free_port_block(5)
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", base + 2))
+        blocker.listen()
+        result = subprocess.run(
+            [*GRAFTQL, "demo", "--port", str(base)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"graftql: port {base + 2} on 127.0.0.1 is already in use; "
+        "choose another base port with --port"
+    )

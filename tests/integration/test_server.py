@@ -1,0 +1,182 @@
+"""The gateway's HTTP and WebSocket surface, in development and production mode."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import strawberry
+import websockets
+
+from graftql import Context, GatewaySchema
+from graftql.config import parse_config
+from graftql.demo.servers import ServerThread
+from graftql.server import create_app
+from integration.helpers import graphql
+from integration.scripted import ScriptedUpstream
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def echo(self, info: strawberry.Info[Context, None]) -> str | None:
+        data = await info.context.upstreams.graphql("remote").execute(
+            "query Echo($text: String!) { echo(text: $text) }", {"text": "hi"}
+        )
+        result: str = data["echo"]
+        return result
+
+    @strawberry.field
+    def boom(self) -> str | None:
+        raise RuntimeError("internal detail: password hunter2 at 10.0.0.5")
+
+    @strawberry.field
+    def hello(self) -> str:
+        return "world"
+
+
+SCHEMA = GatewaySchema(query=Query)
+
+
+@pytest.fixture
+def remote() -> Iterator[tuple[ScriptedUpstream, str]]:
+    upstream = ScriptedUpstream()
+    url = upstream.start()
+    try:
+        yield upstream, url
+    finally:
+        upstream.stop()
+
+
+def start(url: str, env: str) -> ServerThread:
+    config = parse_config(
+        {
+            "schema": "tests:unused",
+            "server": {"env": env},
+            "upstreams": {"remote": {"kind": "graphql", "url": f"{url}/graphql", "timeout": 2}},
+        }
+    )
+    return ServerThread(create_app(config, SCHEMA)).start()
+
+
+@pytest.fixture
+def dev(remote: tuple[ScriptedUpstream, str]) -> Iterator[str]:
+    server = start(remote[1], "development")
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def prod(remote: tuple[ScriptedUpstream, str]) -> Iterator[str]:
+    server = start(remote[1], "production")
+    yield server.url
+    server.stop()
+
+
+def test_graphql_upstream_receives_the_document_at_its_exact_url(
+    dev: str, remote: tuple[ScriptedUpstream, str]
+) -> None:
+    upstream, _ = remote
+    upstream.answer(json_body={"data": {"echo": "hi back"}})
+    assert graphql(dev, "{ echo }") == {"data": {"echo": "hi back"}}
+    [request] = upstream.received
+    assert (request.method, request.raw_path) == ("POST", "/graphql")
+    sent = json.loads(request.body)
+    assert sent["variables"] == {"text": "hi"}
+    assert "echo(text: $text)" in sent["query"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            {"json_body": {"errors": [{"message": "db at 10.1.1.1 down"}], "data": None}},
+            "remote answered with GraphQL errors",
+        ),
+        ({"body": b"<html>gateway error</html>", "content_type": "text/html"}, None),
+        ({"json_body": {"unexpected": True}}, "remote did not answer with a GraphQL response"),
+    ],
+)
+def test_graphql_upstream_bad_answers(
+    dev: str, remote: tuple[ScriptedUpstream, str], answer: dict[str, Any], message: str | None
+) -> None:
+    upstream, _ = remote
+    upstream.answer(**answer)
+    body = graphql(dev, "{ echo hello }")
+    assert body["data"] == {"echo": None, "hello": "world"}
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "UPSTREAM_BAD_RESPONSE", "upstream": "remote"}
+    if message:
+        assert error["message"] == message
+    assert "10.1.1.1" not in json.dumps(body)
+
+
+def test_get_queries_work_and_graphiql_is_served_in_development(dev: str) -> None:
+    response = httpx.get(f"{dev}/graphql", params={"query": "{ hello }"})
+    assert response.status_code == 200 and response.json() == {"data": {"hello": "world"}}
+    page = httpx.get(f"{dev}/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+
+
+def test_introspection_is_on_in_development(dev: str) -> None:
+    body = graphql(dev, "{ __schema { queryType { name } } }")
+    assert body == {"data": {"__schema": {"queryType": {"name": "Query"}}}}
+
+
+def test_production_has_no_graphiql_and_no_introspection(prod: str) -> None:
+    page = httpx.get(f"{prod}/graphql", headers={"accept": "text/html"})
+    assert "graphiql" not in page.text.lower()
+    assert page.status_code == 404
+    response = httpx.post(f"{prod}/graphql", json={"query": "{ __schema { types { name } } }"})
+    body = response.json()
+    assert body.get("data") is None
+    assert "introspection" in body["errors"][0]["message"].lower()
+    # The plain fields still work.
+    assert graphql(prod, "{ hello }") == {"data": {"hello": "world"}}
+
+
+def test_production_masks_unexpected_errors_but_not_upstream_errors(
+    prod: str, remote: tuple[ScriptedUpstream, str]
+) -> None:
+    upstream, _ = remote
+    upstream.answer(503, json_body={"error": "maintenance"})
+    body = graphql(prod, "{ boom echo hello }")
+    assert body["data"] == {"boom": None, "echo": None, "hello": "world"}
+    by_field = {e["path"][0]: e for e in body["errors"]}
+    assert by_field["boom"]["message"] == "Unexpected error."
+    assert by_field["echo"]["message"] == "remote is unavailable (HTTP 503)"
+    assert by_field["echo"]["extensions"] == {"code": "UPSTREAM_UNAVAILABLE", "upstream": "remote"}
+    assert "hunter2" not in json.dumps(body)
+
+
+def test_development_shows_the_unexpected_error(dev: str) -> None:
+    body = graphql(dev, "{ boom }")
+    assert "hunter2" in body["errors"][0]["message"]
+
+
+def test_health_endpoints(dev: str) -> None:
+    assert httpx.get(f"{dev}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{dev}/readyz")
+    assert ready.status_code == 200
+    remote = ready.json()["upstreams"]["remote"]
+    assert remote["status"] == "up" and remote["kind"] == "graphql" and remote["required"]
+
+
+async def test_websocket_route_speaks_graphql_transport_ws(dev: str) -> None:
+    url = dev.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "graphql-transport-ws"
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        await ws.send(
+            json.dumps({"id": "1", "type": "subscribe", "payload": {"query": "{ hello }"}})
+        )
+        assert json.loads(await ws.recv()) == {
+            "id": "1",
+            "type": "next",
+            "payload": {"data": {"hello": "world"}},
+        }
+        assert json.loads(await ws.recv()) == {"id": "1", "type": "complete"}
