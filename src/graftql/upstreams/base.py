@@ -66,6 +66,9 @@ class Upstream:
             # Redirects could point at another origin; an upstream's location is configuration.
             follow_redirects=False,
             transport=transport,
+            # Environment proxies and ~/.netrc must not silently reroute upstream traffic or
+            # attach credentials that the configuration does not show.
+            trust_env=False,
         )
 
     async def send(self, request: httpx.Request) -> httpx.Response:
