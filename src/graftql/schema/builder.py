@@ -9,6 +9,7 @@ introspection off and unexpected errors masked in production.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,12 +22,15 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.types import ExecutionContext
 
 from graftql.config import ServerConfig
 from graftql.errors import ConfigError, GraftqlError
 from graftql.resolvers import LoaderRegistry
 
 __all__ = ["GatewaySchema", "is_unexpected_error", "load_schema"]
+
+logger = logging.getLogger("graftql.errors")
 
 # Sized for the distinct documents a real client fleet sends; beyond it the oldest are parsed again.
 _DOCUMENT_CACHE_SIZE = 1024
@@ -40,6 +44,29 @@ def is_unexpected_error(error: GraphQLError) -> bool:
     """
     original = error.original_error
     return original is not None and not isinstance(original, GraftqlError)
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # A reported condition (an upstream down, a bad argument) is one log line, not a stack
+        # trace per field; bugs keep strawberry's full traceback.
+        unexpected = []
+        for error in errors:
+            original = error.original_error
+            if isinstance(original, GraftqlError):
+                logger.warning(
+                    "%s at %s: %s%s",
+                    original.code,
+                    ".".join(map(str, error.path or ())),
+                    original.message,
+                    # The cause's type only: its message may carry a URL with a query credential.
+                    f" ({type(original.__cause__).__name__})" if original.__cause__ else "",
+                )
+            else:
+                unexpected.append(error)
+        super().process_errors(unexpected, execution_context)
 
 
 class GatewaySchema:
@@ -77,7 +104,7 @@ class GatewaySchema:
             extensions.append(DisableIntrospection)
         if server.env == "production":
             extensions.append(lambda: MaskErrors(should_mask_error=is_unexpected_error))
-        return strawberry.Schema(
+        return _Schema(
             query=self.query,
             mutation=self.mutation,
             subscription=self.subscription,
