@@ -5,6 +5,7 @@ The public API is what ``__all__`` lists; everything else may change between rel
 
 from __future__ import annotations
 
+from graftql._version import __version__
 from graftql.config import GatewayConfig, Secret, load_config
 from graftql.errors import (
     BadUserInput,
@@ -30,8 +31,6 @@ from graftql.upstreams import (
     UpstreamGraphQLErrors,
     Upstreams,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BadUserInput",

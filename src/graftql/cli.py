@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from graftql import __version__
+from graftql._version import __version__
 from graftql.config import GatewayConfig, Secret, UpstreamConfig, load_config
 from graftql.errors import ConfigError
 

@@ -290,7 +290,7 @@ class UpstreamConfig(_Model):
 class GatewayConfig(_Model):
     """The whole of gateway.yaml."""
 
-    schema_: str = Field(alias="schema", description="module.path:attribute of the schema")
+    schema_: EnvStr = Field(alias="schema", description="module.path:attribute of the schema")
     server: ServerConfig = Field(default_factory=ServerConfig)
     upstreams: dict[str, UpstreamConfig] = Field(default_factory=dict)
 

@@ -63,7 +63,7 @@ def payments_upstream(url: str, clock: FakeClock, secret: str = "s3cret") -> Res
     )
     upstream = RestUpstream("payments", config)
     assert config.auth is not None and config.auth.type == "oauth2_client_credentials"
-    upstream.client.auth = OAuth2ClientCredentialsAuth("payments", config.auth, clock=clock)
+    upstream.auth = OAuth2ClientCredentialsAuth("payments", config.auth, clock=clock)
     return upstream
 
 
@@ -210,7 +210,7 @@ async def test_hmac_timestamp_tolerance_at_the_upstream(skew: int, accepted: boo
         )
         upstream = RestUpstream("shipping", config)
         assert config.auth is not None and config.auth.type == "hmac"
-        upstream.client.auth = HmacSigner(config.auth, clock=lambda: time.time() + skew)
+        upstream.auth = HmacSigner(config.auth, clock=lambda: time.time() + skew)
         try:
             if accepted:
                 body = await upstream.get("/shipments", params={"order_ids": "o1,o4"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,6 +29,13 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         super().__init__(schema, graphql_ide="graphiql" if graphiql else None)
         self._upstreams = upstreams
         self._loaders = loaders
+
+    # orjson: a response is mostly JSON encoding once the upstreams have answered.
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

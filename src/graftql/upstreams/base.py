@@ -1,19 +1,30 @@
-"""What every upstream has: one pooled ``httpx.AsyncClient``, a single way out (``send``) where
-httpx failures and HTTP statuses become graftql errors, and a reachability probe.
+"""What every upstream has: one pooled connection transport, a single way out (``send``) where
+transport failures and HTTP statuses become graftql errors, and a reachability probe.
 
 ``send`` is where the policy pipeline of DESIGN.md runs; it knows nothing of REST versus
-GraphQL. Today it applies the per-attempt timeout and classifies the outcome; retries, the
-circuit breaker, rate limits and caching wrap this same call.
+GraphQL. Today it applies the upstream's credentials and the per-attempt timeout and
+classifies the outcome; retries, the circuit breaker, rate limits and caching wrap this call.
+
+Requests and responses are httpx objects and credentials are ``httpx.Auth`` flows, but
+``send`` drives the transport itself instead of going through ``httpx.AsyncClient.send``: the
+client's cookie jar would carry one user's upstream session cookie into every later request,
+its redirect following could leave the configured origin, and its per-request machinery cost
+more CPU than the rest of an upstream call (see bench/README.md). The default transport is
+``PooledTransport``: aiohttp's connection pool behind httpx's transport interface.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
+import orjson
 
+from graftql._version import __version__
 from graftql.config import UpstreamConfig
 from graftql.errors import (
     UpstreamAuthError,
@@ -25,10 +36,12 @@ from graftql.errors import (
     UpstreamUnavailable,
 )
 from graftql.upstreams.auth import build_auth
+from graftql.upstreams.transport import PooledTransport
 
 __all__ = ["Probe", "Upstream"]
 
 _PROBE_TIMEOUT = 2.0
+_USER_AGENT = f"graftql/{__version__}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,21 +67,33 @@ class Upstream:
     ) -> None:
         self.name = name
         self.config = config
-        headers = {
-            key: value if isinstance(value, str) else value.reveal()
-            for key, value in config.headers.items()
-        }
-        self.client = httpx.AsyncClient(
-            base_url=config.url,
-            headers=headers,
-            timeout=httpx.Timeout(config.timeout),
-            auth=build_auth(name, config.auth),
-            # Redirects could point at another origin; an upstream's location is configuration.
-            follow_redirects=False,
-            transport=transport,
-            # Environment proxies and ~/.netrc must not silently reroute upstream traffic or
-            # attach credentials that the configuration does not show.
-            trust_env=False,
+        self.url = httpx.URL(config.url)
+        self.auth: httpx.Auth | None = build_auth(name, config.auth)
+        self.transport = transport if transport is not None else PooledTransport()
+        self._headers = httpx.Headers({"user-agent": _USER_AGENT})
+        for key, value in config.headers.items():
+            self._headers[key] = value if isinstance(value, str) else value.reveal()
+        seconds = config.timeout
+        self._timeout = {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
+
+    def prepare(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Request:
+        """A request carrying the upstream's static headers; ``url`` must be absolute."""
+        all_headers = self._headers.copy()
+        if headers:
+            all_headers.update(headers)
+        content = None
+        if json_body is not None:
+            content = orjson.dumps(json_body)
+            all_headers["content-type"] = "application/json"
+        return httpx.Request(
+            method, url, headers=all_headers, content=content, extensions={"timeout": self._timeout}
         )
 
     async def send(self, request: httpx.Request) -> httpx.Response:
@@ -78,17 +103,42 @@ class Upstream:
         turn it into ``null``; every other non-2xx status raises the error that names it.
         """
         try:
-            response = await self.client.send(request)
-            await response.aread()
+            # `timeout` bounds the whole attempt, including a body that trickles in slowly.
+            async with asyncio.timeout(self.config.timeout):
+                response = await self._exchange(request)
         except UpstreamError:
             raise  # raised by an auth flow (e.g. the token endpoint refused the client)
-        except httpx.TimeoutException as exc:
+        except (TimeoutError, httpx.TimeoutException) as exc:
             raise UpstreamTimeout(
                 self.name, f"{self.name} did not answer within {self.config.timeout:g}s"
             ) from exc
         except httpx.HTTPError as exc:
             raise UpstreamUnavailable(self.name, f"{self.name} could not be reached") from exc
         self.raise_for_status(response)
+        return response
+
+    async def _exchange(self, request: httpx.Request) -> httpx.Response:
+        """One request through the auth flow (which may add a token fetch or a retry)."""
+        if self.auth is None:
+            return await self._roundtrip(request)
+        flow = self.auth.async_auth_flow(request)
+        try:
+            outgoing = await flow.__anext__()
+            while True:
+                response = await self._roundtrip(outgoing)
+                try:
+                    outgoing = await flow.asend(response)
+                except StopAsyncIteration:
+                    return response
+        finally:
+            await flow.aclose()
+
+    async def _roundtrip(self, request: httpx.Request) -> httpx.Response:
+        response = await self.transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
         return response
 
     def raise_for_status(self, response: httpx.Response) -> None:
@@ -117,12 +167,14 @@ class Upstream:
 
     async def probe(self) -> Probe:
         """Is the upstream reachable? Any HTTP answer counts as up; no credentials are sent."""
-        # Without a health path, the configured URL exactly (as a base URL it would gain a "/").
-        url = self.config.health_path or self.config.url
+        path = self.config.health_path
+        url = self.url.copy_with(raw_path=_join(self.url.raw_path, path)) if path else self.url
+        request = self.prepare("GET", url)
         started = time.perf_counter()
         try:
-            response = await self.client.get(url, auth=None, timeout=_PROBE_TIMEOUT)
-        except httpx.TimeoutException:
+            async with asyncio.timeout(_PROBE_TIMEOUT):
+                response = await self._roundtrip(request)
+        except (TimeoutError, httpx.TimeoutException):
             return Probe("down", _ms(started), f"no answer within {_PROBE_TIMEOUT:g}s")
         except httpx.HTTPError as exc:
             return Probe("down", _ms(started), _describe(exc))
@@ -131,10 +183,15 @@ class Upstream:
         return Probe("up", _ms(started), f"HTTP {response.status_code}")
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.transport.aclose()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+
+def _join(base: bytes, path: str) -> bytes:
+    """``path`` (already encoded) below the configured base path, never above it."""
+    return base.rstrip(b"/") + b"/" + path.lstrip("/").encode("ascii")
 
 
 def _ms(started: float) -> float:
@@ -144,7 +201,7 @@ def _ms(started: float) -> float:
 def _describe(exc: httpx.HTTPError) -> str:
     if isinstance(exc, httpx.ConnectError):
         cause: BaseException | None = exc
-        while cause is not None:  # anyio hides the OSError a few causes down
+        while cause is not None:  # the OSError sits a few causes down
             if isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower():
                 return "connection refused"
             cause = cause.__cause__ or cause.__context__

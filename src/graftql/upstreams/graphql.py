@@ -1,4 +1,4 @@
-"""GraphQL upstreams through gql, over the upstream's own pooled httpx client.
+"""GraphQL upstreams through gql's httpx transport, over the upstream's pooled connections.
 
 gql builds the request payload and reads the ``{data, errors}`` answer; the HTTP exchange goes
 through ``Upstream.send`` like every other upstream call, so the same error mapping (and, in
@@ -7,20 +7,22 @@ time, the same policies) apply. No schema is fetched from the upstream.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
-from gql import Client, GraphQLRequest
-from gql.transport.exceptions import TransportError, TransportQueryError
+import orjson
+from gql import GraphQLRequest
+from gql.transport.exceptions import TransportError
 from gql.transport.httpx import HTTPXAsyncTransport
-from graphql import DocumentNode, ExecutionResult
+from graphql import DocumentNode, ExecutionResult, print_ast
 
 from graftql.config import UpstreamConfig
 from graftql.errors import UpstreamBadResponse
 from graftql.upstreams.base import Upstream
 
 __all__ = ["GraphQLUpstream", "UpstreamGraphQLErrors"]
+
+_MAX_PREPARED = 1024
 
 
 class UpstreamGraphQLErrors(UpstreamBadResponse):
@@ -37,22 +39,19 @@ class _UpstreamTransport(HTTPXAsyncTransport):
     """gql's httpx transport, sending through the upstream instead of a client of its own."""
 
     def __init__(self, upstream: GraphQLUpstream) -> None:
-        super().__init__(url="")
+        super().__init__(url="", json_deserialize=orjson.loads)
         self._upstream = upstream
 
     async def connect(self) -> None:
-        self.client = self._upstream.client
+        pass  # the upstream owns the connection pool
 
     async def close(self) -> None:
-        self.client = None  # the upstream owns the client and closes it
+        pass
 
     async def execute(self, request: GraphQLRequest, **_: Any) -> ExecutionResult:
-        post_args = self._prepare_request(request)
-        # The configured URL exactly: as a base URL httpx would add a trailing slash to it.
-        http_request = self._upstream.client.build_request(
-            "POST", self._upstream.config.url, **post_args
-        )
-        response = await self._upstream.send(http_request)
+        upstream = self._upstream
+        http_request = upstream.prepare("POST", upstream.url, json_body=upstream.payload(request))
+        response = await upstream.send(http_request)
         result: ExecutionResult = self._prepare_result(response)
         return result
 
@@ -74,30 +73,36 @@ class GraphQLUpstream(Upstream):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(name, config, transport=transport)
-        self._gql = Client(
-            transport=_UpstreamTransport(self),
-            fetch_schema_from_transport=False,
-            execute_timeout=None,  # timeouts belong to the upstream's policy, not to gql
-        )
-        self._session: Any = None
-        self._connecting = asyncio.Lock()
+        # gql's transport builds the payload and reads the answer. gql's Client session adds
+        # nothing we use (no schema, no local validation) and costs a cancel scope per call.
+        self._gql = _UpstreamTransport(self)
+        # Documents come from code (a few constants), so these stay small; the bound only guards
+        # against a caller that builds document text per request.
         self._documents: dict[str, DocumentNode] = {}
+        self._sources: dict[int, tuple[DocumentNode, str]] = {}
 
     def document(self, source: str) -> DocumentNode:
+        """Parse ``source`` once; later calls with the same text reuse the document."""
         parsed = self._documents.get(source)
         if parsed is None:
             parsed = GraphQLRequest(source).document
-            self._documents[source] = parsed
+            if len(self._documents) < _MAX_PREPARED:
+                self._documents[source] = parsed
+                self._sources[id(parsed)] = (parsed, source)
         return parsed
 
-    async def _connected(self) -> Any:
-        if self._session is None:
-            async with self._connecting:
-                if self._session is None:
-                    self._session = await self._gql.connect_async(  # type: ignore[no-untyped-call]
-                        reconnecting=False
-                    )
-        return self._session
+    def payload(self, request: GraphQLRequest) -> dict[str, Any]:
+        """The JSON body for ``request``: a prepared document is sent as the text it was
+        parsed from, so it is never printed again."""
+        document = request.document
+        prepared = self._sources.get(id(document))
+        query = prepared[1] if prepared and prepared[0] is document else print_ast(document)
+        body: dict[str, Any] = {"query": query}
+        if request.variable_values is not None:
+            body["variables"] = request.variable_values
+        if request.operation_name:
+            body["operationName"] = request.operation_name
+        return body
 
     async def execute_result(
         self,
@@ -107,12 +112,9 @@ class GraphQLUpstream(Upstream):
     ) -> ExecutionResult:
         """Send one operation; returns the upstream's ``ExecutionResult`` as it answered."""
         node = self.document(document) if isinstance(document, str) else document
-        session = await self._connected()
         request = GraphQLRequest(node, variable_values=variables, operation_name=operation_name)
         try:
-            result: ExecutionResult = await session.execute(request, get_execution_result=True)
-        except TransportQueryError as exc:  # gql raises for `errors` even when asked for results
-            return ExecutionResult(data=exc.data, errors=exc.errors)
+            result = await self._gql.execute(request)
         except TransportError as exc:  # a 2xx answer that is not a GraphQL response
             raise UpstreamBadResponse(
                 self.name, f"{self.name} did not answer with a GraphQL response"
@@ -130,8 +132,3 @@ class GraphQLUpstream(Upstream):
             raise UpstreamGraphQLErrors(self.name, result.data, list(result.errors))
         return result.data
 
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._gql.close_async()  # type: ignore[no-untyped-call]
-            self._session = None
-        await super().aclose()

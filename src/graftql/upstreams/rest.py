@@ -7,7 +7,6 @@ template is percent-encoded as exactly one path segment, so ``../admin``, ``a/b`
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,11 +14,12 @@ from urllib.parse import quote
 from xml.parsers.expat import ExpatError
 
 import httpx
+import orjson
 import xmltodict
 
 from graftql.config import UpstreamConfig
 from graftql.errors import BadUserInput, UpstreamBadResponse
-from graftql.upstreams.base import Upstream
+from graftql.upstreams.base import Upstream, _join
 
 __all__ = ["RestUpstream", "encode_segment", "expand_path"]
 
@@ -72,6 +72,8 @@ class RestUpstream(Upstream):
     ) -> None:
         super().__init__(name, config, transport=transport)
         self._force_list = tuple(config.xml.force_list)
+        self._base_path = self.url.raw_path.partition(b"?")[0]
+        self._base_query = dict(self.url.params)
 
     def build_request(
         self,
@@ -84,11 +86,12 @@ class RestUpstream(Upstream):
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Request:
         # The template is code, the values are client input: only the values get encoded.
-        relative = expand_path(path, path_params or {}).lstrip("/")
+        relative = expand_path(path, path_params or {})
+        url = self.url.copy_with(raw_path=_join(self._base_path, relative))
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        return self.client.build_request(
-            method, relative, params=query or None, json=json_body, headers=headers
-        )
+        if query or self._base_query:
+            url = url.copy_merge_params({**self._base_query, **query})
+        return self.prepare(method, url, json_body=json_body, headers=headers)
 
     async def request(
         self,
@@ -124,7 +127,7 @@ class RestUpstream(Upstream):
         media = response.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
             if media == "application/json" or media.endswith("+json"):
-                return json.loads(content)
+                return orjson.loads(content)
             if media in ("application/xml", "text/xml") or media.endswith("+xml"):
                 return xmltodict.parse(
                     content, disable_entities=True, force_list=self._force_list or None
