@@ -131,4 +131,3 @@ class GraphQLUpstream(Upstream):
         if result.errors:
             raise UpstreamGraphQLErrors(self.name, result.data, list(result.errors))
         return result.data
-
