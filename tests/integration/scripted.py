@@ -21,6 +21,7 @@ class Received:
     query: str
     headers: dict[str, str]
     body: bytes
+    client: tuple[str, int] | None  # the TCP peer: one per connection
 
 
 @dataclass
@@ -72,6 +73,7 @@ class ScriptedUpstream:
                 query=scope["query_string"].decode("latin-1"),
                 headers={k.decode().lower(): v.decode() for k, v in scope["headers"]},
                 body=body,
+                client=tuple(scope["client"]) if scope.get("client") else None,
             )
         )
         answer = self.answers.popleft() if self.answers else self.default
