@@ -259,6 +259,7 @@ class UpstreamConfig(_Model):
     timeout: float = Field(10.0, gt=0, le=600, description="seconds per attempt")
     auth: AuthConfig | None = None
     required: bool = True  # an unreachable required upstream makes /readyz answer 503
+    dedup: bool = True  # identical idempotent calls in flight at once share one upstream call
     health_path: str | None = None  # probed by /readyz; default: the upstream URL itself
     xml: XmlConfig = Field(default_factory=XmlConfig)
 

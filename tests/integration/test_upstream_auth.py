@@ -143,7 +143,8 @@ async def test_concurrent_requests_share_one_token_fetch(
     oauth: tuple[RestUpstream, FakeClock, FakeClock, str],
 ) -> None:
     upstream, _, _, url = oauth
-    await asyncio.gather(*(upstream.get("/v1/payments") for _ in range(20)))
+    # Different parameters, so the calls are not shared in flight: only the token fetch is.
+    await asyncio.gather(*(upstream.get("/v1/payments", params={"limit": i}) for i in range(1, 21)))
     assert counts(url) == {"POST /oauth/token": 1, "GET /v1/payments": 20}
 
 

@@ -36,6 +36,7 @@ from graftql.errors import (
     UpstreamUnavailable,
 )
 from graftql.upstreams.auth import build_auth
+from graftql.upstreams.singleflight import SingleFlight, request_key
 from graftql.upstreams.transport import PooledTransport
 
 __all__ = ["Probe", "Upstream"]
@@ -73,6 +74,7 @@ class Upstream:
         self._headers = httpx.Headers({"user-agent": _USER_AGENT})
         for key, value in config.headers.items():
             self._headers[key] = value if isinstance(value, str) else value.reveal()
+        self.flights: SingleFlight[httpx.Response] = SingleFlight()
         seconds = config.timeout
         self._timeout = {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
 
@@ -96,12 +98,23 @@ class Upstream:
             method, url, headers=all_headers, content=content, extensions={"timeout": self._timeout}
         )
 
-    async def send(self, request: httpx.Request) -> httpx.Response:
+    async def send(
+        self, request: httpx.Request, *, idempotent: bool | None = None
+    ) -> httpx.Response:
         """Send one request and return a 2xx response, or raise an ``UpstreamError``.
 
         The response body has been read. A 404 raises ``UpstreamNotFound`` so that loaders can
         turn it into ``null``; every other non-2xx status raises the error that names it.
+        ``idempotent`` defaults to true for GET and HEAD; idempotent calls identical to one
+        already in flight share its outcome (unless the upstream sets ``dedup: false``).
         """
+        if idempotent is None:
+            idempotent = request.method in ("GET", "HEAD")
+        if idempotent and self.config.dedup:
+            return await self.flights.do(request_key(request), lambda: self._attempt(request))
+        return await self._attempt(request)
+
+    async def _attempt(self, request: httpx.Request) -> httpx.Response:
         try:
             # `timeout` bounds the whole attempt, including a body that trickles in slowly.
             async with asyncio.timeout(self.config.timeout):

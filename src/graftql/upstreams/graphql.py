@@ -14,7 +14,7 @@ import orjson
 from gql import GraphQLRequest
 from gql.transport.exceptions import TransportError
 from gql.transport.httpx import HTTPXAsyncTransport
-from graphql import DocumentNode, ExecutionResult, print_ast
+from graphql import DocumentNode, ExecutionResult, OperationType, get_operation_ast, print_ast
 
 from graftql.config import UpstreamConfig
 from graftql.errors import UpstreamBadResponse
@@ -51,7 +51,7 @@ class _UpstreamTransport(HTTPXAsyncTransport):
     async def execute(self, request: GraphQLRequest, **_: Any) -> ExecutionResult:
         upstream = self._upstream
         http_request = upstream.prepare("POST", upstream.url, json_body=upstream.payload(request))
-        response = await upstream.send(http_request)
+        response = await upstream.send(http_request, idempotent=upstream.is_query(request))
         result: ExecutionResult = self._prepare_result(response)
         return result
 
@@ -80,6 +80,7 @@ class GraphQLUpstream(Upstream):
         # against a caller that builds document text per request.
         self._documents: dict[str, DocumentNode] = {}
         self._sources: dict[int, tuple[DocumentNode, str]] = {}
+        self._kinds: dict[int, tuple[DocumentNode, bool]] = {}
 
     def document(self, source: str) -> DocumentNode:
         """Parse ``source`` once; later calls with the same text reuse the document."""
@@ -90,6 +91,18 @@ class GraphQLUpstream(Upstream):
                 self._documents[source] = parsed
                 self._sources[id(parsed)] = (parsed, source)
         return parsed
+
+    def is_query(self, request: GraphQLRequest) -> bool:
+        """Queries are idempotent (they may be shared or retried); mutations never are."""
+        document = request.document
+        known = self._kinds.get(id(document))
+        if known is not None and known[0] is document and request.operation_name is None:
+            return known[1]
+        operation = get_operation_ast(document, request.operation_name)
+        is_query = operation is not None and operation.operation is OperationType.QUERY
+        if request.operation_name is None and len(self._kinds) < _MAX_PREPARED:
+            self._kinds[id(document)] = (document, is_query)
+        return is_query
 
     def payload(self, request: GraphQLRequest) -> dict[str, Any]:
         """The JSON body for ``request``: a prepared document is sent as the text it was

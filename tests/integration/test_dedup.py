@@ -1,0 +1,112 @@
+"""In-flight de-duplication against a real upstream: identical idempotent calls share one."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from graftql.config import UpstreamConfig
+from graftql.errors import UpstreamUnavailable
+from graftql.upstreams import GraphQLUpstream, RestUpstream
+from integration.scripted import ScriptedUpstream
+
+
+def rest(url: str, **config: Any) -> RestUpstream:
+    return RestUpstream("svc", UpstreamConfig(kind="rest", url=url, **config))
+
+
+async def test_identical_concurrent_gets_share_one_call(
+    scripted: tuple[ScriptedUpstream, str],
+) -> None:
+    double, url = scripted
+    double.answer(json_body={"n": 1}, delay=0.2)
+    upstream = rest(url)
+    results = await asyncio.gather(*(upstream.get("/items", params={"a": 1}) for _ in range(10)))
+    await upstream.aclose()
+    assert results == [{"n": 1}] * 10
+    assert len(double.received) == 1
+    assert upstream.flights.joined == 9 and len(upstream.flights) == 0
+
+
+async def test_different_requests_are_not_shared(scripted: tuple[ScriptedUpstream, str]) -> None:
+    double, url = scripted
+    double.default.delay = 0.1
+    upstream = rest(url)
+    await asyncio.gather(
+        upstream.get("/items", params={"a": 1}),
+        upstream.get("/items", params={"a": 2}),
+        upstream.get("/other", params={"a": 1}),
+        upstream.get("/items", params={"a": 1}, headers={"authorization": "Bearer user-a"}),
+        upstream.get("/items", params={"a": 1}, headers={"authorization": "Bearer user-b"}),
+    )
+    await upstream.aclose()
+    assert len(double.received) == 5
+
+
+async def test_non_idempotent_calls_and_dedup_off_are_never_shared(
+    scripted: tuple[ScriptedUpstream, str],
+) -> None:
+    double, url = scripted
+    double.default.delay = 0.1
+    upstream = rest(url)
+    await asyncio.gather(
+        *(upstream.request("POST", "/orders", json_body={"x": 1}) for _ in range(3))
+    )
+    await upstream.aclose()
+    off = rest(url, dedup=False)
+    await asyncio.gather(*(off.get("/items") for _ in range(3)))
+    await off.aclose()
+    assert [r.method for r in double.received] == ["POST"] * 3 + ["GET"] * 3
+
+
+async def test_a_shared_failure_reaches_every_caller(
+    scripted: tuple[ScriptedUpstream, str],
+) -> None:
+    double, url = scripted
+    double.answer(503, delay=0.2)
+    upstream = rest(url)
+    results = await asyncio.gather(
+        *(upstream.get("/items") for _ in range(5)), return_exceptions=True
+    )
+    await upstream.aclose()
+    assert len(double.received) == 1
+    assert all(isinstance(r, UpstreamUnavailable) for r in results)
+
+
+async def test_a_caller_that_gives_up_does_not_cancel_the_others(
+    scripted: tuple[ScriptedUpstream, str],
+) -> None:
+    double, url = scripted
+    double.answer(json_body={"ok": True}, delay=0.3)
+    upstream = rest(url)
+    first = asyncio.ensure_future(upstream.get("/items"))
+    await asyncio.sleep(0.05)
+    second = asyncio.ensure_future(upstream.get("/items"))
+    await asyncio.sleep(0.05)
+    first.cancel()
+    assert await second == {"ok": True}
+    await upstream.aclose()
+    assert first.cancelled() and len(double.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("document", "shared"),
+    [
+        ("query Q($id: ID!) { item(id: $id) { id } }", True),
+        ("{ item(id: 1) { id } }", True),
+        ("mutation M { pay(amount: 1) }", False),
+    ],
+)
+async def test_graphql_queries_are_shared_mutations_never(
+    scripted: tuple[ScriptedUpstream, str], document: str, shared: bool
+) -> None:
+    double, url = scripted
+    double.default.body = b'{"data": {"item": {"id": "1"}}}'
+    double.default.delay = 0.1
+    upstream = GraphQLUpstream("svc", UpstreamConfig(kind="graphql", url=f"{url}/graphql"))
+    variables = {"id": "1"} if "$id" in document else None
+    await asyncio.gather(*(upstream.execute(document, variables) for _ in range(4)))
+    await upstream.aclose()
+    assert len(double.received) == (1 if shared else 4)
