@@ -7,12 +7,16 @@ they never print a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from pydantic import ValidationError
+
 from graftql._version import __version__
-from graftql.config import GatewayConfig, Secret, UpstreamConfig, load_config
+from graftql.config import GatewayConfig, Secret, UpstreamConfig, errors_of, load_config
 from graftql.errors import ConfigError
 
 __all__ = ["main"]
@@ -31,11 +35,26 @@ def _fail(source: str, error: ConfigError) -> NoReturn:
 
 
 def _with_overrides(config: GatewayConfig, args: argparse.Namespace) -> GatewayConfig:
+    """Apply --host/--port/--env as if they were written under ``server:`` (and validate)."""
     changes = {k: v for k in ("host", "port", "env") if (v := getattr(args, k, None)) is not None}
     if not changes:
         return config
-    server = config.server.model_copy(update=changes)
+    data = config.model_dump(by_alias=True, exclude={"upstreams"})
+    data["server"].update(changes)
+    try:
+        server = GatewayConfig.model_validate(data).server
+    except ValidationError as exc:
+        raise ConfigError(
+            [(f"--{path.rpartition('.')[2]}", reason) for path, reason in errors_of(exc)]
+        ) from None
     return config.model_copy(update={"server": server})
+
+
+def _importable_cwd() -> None:
+    # `schema: mymodule:schema` next to gateway.yaml should import, as with `uvicorn app:app`.
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -43,24 +62,25 @@ def _serve(args: argparse.Namespace) -> int:
 
     from graftql.server import create_app
 
+    _importable_cwd()
     try:
         config = _with_overrides(load_config(args.config), args)
         app = create_app(config)
     except ConfigError as exc:
         _fail(args.config, exc)
-    try:
-        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal so the
-        # process ends the way its supervisor expects (143 for SIGTERM).
-        uvicorn.run(
-            app,
-            host=config.server.host,
-            port=config.server.port,
-            log_level=args.log_level,
-            # X-Forwarded-* is trusted from loopback only (uvicorn's default allowlist).
-            proxy_headers=True,
-        )
-    except KeyboardInterrupt:
-        return 130  # Ctrl-C after a graceful shutdown: no traceback
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal so the process
+    # ends the way its supervisor expects (143 for SIGTERM; Ctrl-C ends with 0).
+    uvicorn.run(
+        app,
+        host=config.server.host,
+        port=config.server.port,
+        log_level=args.log_level,
+        # X-Forwarded-* is trusted from loopback only (uvicorn's default allowlist).
+        proxy_headers=True,
+    )
     return 0
 
 
@@ -84,6 +104,7 @@ def _describe_upstream(cfg: UpstreamConfig) -> str:
 def _check(args: argparse.Namespace) -> int:
     from graftql.schema import load_schema
 
+    _importable_cwd()
     try:
         config = load_config(args.config)
         load_schema(config.schema_).build(config.server)

@@ -100,6 +100,8 @@ class Secret:
     def __init__(self, reference: str, *, environ: Mapping[str, str] | None = None) -> None:
         self.reference = reference
         self._value = self._resolve(environ)
+        if not self._value:
+            raise ValueError("the secret is empty")
 
     def _resolve(self, environ: Mapping[str, str] | None = None) -> str:
         ref = self.reference
@@ -216,6 +218,16 @@ class OAuth2ClientCredentials(_Model):
     extra_params: dict[str, str] = Field(default_factory=dict)
     refresh_leeway: float = Field(30.0, ge=0, description="seconds before expiry to refresh")
 
+    @field_validator("extra_params")
+    @classmethod
+    def _no_overrides(cls, value: dict[str, str]) -> dict[str, str]:
+        taken = sorted(
+            {"grant_type", "scope", "audience", "client_id", "client_secret"} & set(value)
+        )
+        if taken:
+            raise ValueError(f"{', '.join(taken)} cannot be set here; use the dedicated keys")
+        return value
+
     _check_url = field_validator("token_url")(lambda v: _http_url(v))
 
 
@@ -260,7 +272,9 @@ class UpstreamConfig(_Model):
     auth: AuthConfig | None = None
     required: bool = True  # an unreachable required upstream makes /readyz answer 503
     dedup: bool = True  # identical idempotent calls in flight at once share one upstream call
-    health_path: str | None = None  # probed by /readyz; default: the upstream URL itself
+    # Probed by /readyz: a path on the upstream's origin (it replaces the URL's path), e.g.
+    # /healthz; default: the upstream URL itself.
+    health_path: str | None = Field(None, pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
     xml: XmlConfig = Field(default_factory=XmlConfig)
 
     _check_url = field_validator("url")(lambda v: _http_url(v))
@@ -352,7 +366,8 @@ def _path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts).replace(".[", "[")
 
 
-def _errors(exc: ValidationError) -> list[tuple[str, str]]:
+def errors_of(exc: ValidationError) -> list[tuple[str, str]]:
+    """Each validation problem as (key path, reason), as ConfigError carries them."""
     out: list[tuple[str, str]] = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
@@ -384,7 +399,7 @@ def parse_config(
     try:
         return GatewayConfig.model_validate(data, context={"environ": environ})
     except ValidationError as exc:
-        raise ConfigError(_errors(exc)) from None
+        raise ConfigError(errors_of(exc)) from None
 
 
 def load_config(

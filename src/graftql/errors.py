@@ -94,15 +94,20 @@ class UpstreamError(GraftqlError):
     """An upstream call failed. Catch it in a resolver to substitute a fallback value.
 
     ``upstream`` is the upstream's configured name (safe to show); ``status`` the HTTP status
-    the upstream answered with, if it answered at all.
+    the upstream answered with, if it answered at all; ``detail`` what the upstream said, for
+    the operator's log only (it may name internals, so it never reaches a client).
     """
 
     code = "UPSTREAM_ERROR"
 
-    def __init__(self, upstream: str, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, upstream: str, message: str, *, status: int | None = None, detail: str = ""
+    ) -> None:
         super().__init__(message)
         self.upstream = upstream
         self.status = status
+        self.detail = detail
+        self.response: Any = None  # the upstream's answer (an httpx.Response), when there was one
 
     @property
     def extensions(self) -> dict[str, Any]:
@@ -110,7 +115,7 @@ class UpstreamError(GraftqlError):
 
 
 class UpstreamTimeout(UpstreamError):
-    """The upstream did not answer within its timeout or the request's deadline."""
+    """The upstream did not answer within its timeout, or answered 408 or 504."""
 
     code = "UPSTREAM_TIMEOUT"
 
@@ -122,7 +127,7 @@ class UpstreamUnavailable(UpstreamError):
 
 
 class UpstreamRateLimited(UpstreamError):
-    """The upstream answered 429, or our own rate limit for it is exhausted."""
+    """The upstream answered 429 Too Many Requests."""
 
     code = "UPSTREAM_RATE_LIMITED"
 
@@ -150,6 +155,16 @@ class CircuitOpen(UpstreamError):
     """The upstream's circuit breaker is open: the call was not attempted."""
 
     code = "CIRCUIT_OPEN"
+
+
+class UnknownName(KeyError):
+    """Code asked for a loader or upstream that is not registered (a bug, not a condition).
+
+    A ``KeyError`` whose message reads without the quotes ``KeyError`` adds.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class WebhookError(GraftqlError):

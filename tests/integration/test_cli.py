@@ -19,13 +19,16 @@ from graftql.demo.runner import EXAMPLE_QUERY
 GRAFTQL = [sys.executable, "-m", "graftql.cli"]
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*GRAFTQL, *args],
         capture_output=True,
         text=True,
         timeout=60,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
         check=False,
     )
 
@@ -203,3 +206,40 @@ def test_demo_reports_a_taken_port_clearly() -> None:
         f"graftql: port {base + 2} on 127.0.0.1 is already in use; "
         "choose another base port with --port"
     )
+
+
+def test_flag_overrides_are_validated_like_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text("schema: graftql.demo.schema:schema\n")
+    result = run("serve", "--config", str(path), "--port", "99999")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"graftql: {path}: --port: input should be less than or equal to 65535"
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "reason"),
+    [
+        ("raise RuntimeError('boom')\n", "importing 'myschema' failed: RuntimeError: boom"),
+        ("schema = 42\n", "myschema:schema is a int, not a graftql.GatewaySchema"),
+    ],
+)
+def test_schema_module_problems_are_config_errors(tmp_path: Path, module: str, reason: str) -> None:
+    (tmp_path / "myschema.py").write_text(module)
+    (tmp_path / "gateway.yaml").write_text("schema: myschema:schema\n")
+    result = run("check", "gateway.yaml", cwd=tmp_path)  # the working directory is importable
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"graftql: gateway.yaml: schema: {reason}")
+
+
+def test_schema_module_next_to_the_config_is_found(tmp_path: Path) -> None:
+    (tmp_path / "myschema.py").write_text(
+        "import strawberry\nfrom graftql import GatewaySchema\n"
+        "@strawberry.type\nclass Query:\n    hello: str = 'world'\n"
+        "schema = GatewaySchema(query=Query)\n"
+    )
+    (tmp_path / "gateway.yaml").write_text("schema: myschema:schema\n")
+    result = run("check", "gateway.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "gateway.yaml: OK"

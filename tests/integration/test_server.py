@@ -10,17 +10,32 @@ import httpx
 import pytest
 import strawberry
 import websockets
+from graphql import GraphQLError
 
-from graftql import Context, GatewaySchema
+from graftql import Context, GatewaySchema, LoaderRegistry
 from graftql.config import parse_config
 from graftql.demo.servers import ServerThread
 from graftql.server import create_app
 from integration.helpers import graphql
 from integration.scripted import ScriptedUpstream
 
+loaders = LoaderRegistry()
+BATCHES: list[list[str]] = []
+
+
+@loaders.loader("counted")
+async def load_counted(ctx: Context, keys: list[str]) -> list[str]:
+    BATCHES.append(keys)
+    return [f"value of {k}" for k in keys]
+
 
 @strawberry.type
 class Query:
+    @strawberry.field
+    async def counted(self, info: strawberry.Info[Context, None]) -> str:
+        value: str = await info.context.loaders["counted"].load("k")
+        return value
+
     @strawberry.field
     async def echo(self, info: strawberry.Info[Context, None]) -> str | None:
         data = await info.context.upstreams.graphql("remote").execute(
@@ -37,8 +52,12 @@ class Query:
     def hello(self) -> str:
         return "world"
 
+    @strawberry.field
+    def refused(self) -> str | None:
+        raise GraphQLError("you may not see this order", extensions={"code": "FORBIDDEN"})
 
-SCHEMA = GatewaySchema(query=Query)
+
+SCHEMA = GatewaySchema(query=Query, loaders=loaders)
 
 
 @pytest.fixture
@@ -154,10 +173,17 @@ def test_production_masks_unexpected_errors_but_not_upstream_errors(
     [upstream_log] = [r for r in caplog.records if r.name == "graftql.errors"]
     assert upstream_log.levelname == "WARNING" and upstream_log.exc_info is None
     assert upstream_log.getMessage() == (
-        "UPSTREAM_UNAVAILABLE at echo: remote is unavailable (HTTP 503)"
+        "UPSTREAM_UNAVAILABLE at echo: remote is unavailable (HTTP 503); "
+        'upstream said: {"error": "maintenance"}'
     )
     [bug_log] = [r for r in caplog.records if r.name == "strawberry.execution"]
     assert bug_log.exc_info is not None
+
+
+def test_production_keeps_errors_a_resolver_raises_on_purpose(prod: str) -> None:
+    body = graphql(prod, "{ refused }")
+    assert body["errors"][0]["message"] == "you may not see this order"
+    assert body["errors"][0]["extensions"] == {"code": "FORBIDDEN"}
 
 
 def test_development_shows_the_unexpected_error(dev: str) -> None:
@@ -188,3 +214,18 @@ async def test_websocket_route_speaks_graphql_transport_ws(dev: str) -> None:
             "payload": {"data": {"hello": "world"}},
         }
         assert json.loads(await ws.recv()) == {"id": "1", "type": "complete"}
+
+
+async def test_each_websocket_operation_gets_its_own_loaders(dev: str) -> None:
+    url = dev.replace("http://", "ws://") + "/graphql"
+    BATCHES.clear()
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init"}))
+        await ws.recv()
+        for op in ("1", "2"):
+            subscribe = {"id": op, "type": "subscribe", "payload": {"query": "{ counted }"}}
+            await ws.send(json.dumps(subscribe))
+            assert json.loads(await ws.recv())["payload"] == {"data": {"counted": "value of k"}}
+            assert json.loads(await ws.recv()) == {"id": op, "type": "complete"}
+    # One batch per operation: the second operation did not reuse the first one's cache.
+    assert BATCHES == [["k"], ["k"]]

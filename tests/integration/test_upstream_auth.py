@@ -157,7 +157,7 @@ async def test_refused_client_credentials_never_reach_the_api(
         await upstream.get("/v1/payments")
     await upstream.aclose()
     assert str(caught.value) == (
-        "payments: the token endpoint refused the gateway's client credentials"
+        "payments token endpoint refused the gateway's client credentials (HTTP 401)"
     )
     assert caught.value.extensions == {"code": "UPSTREAM_AUTH_FAILED", "upstream": "payments"}
     assert "not-the-secret" not in str(caught.value)
@@ -277,3 +277,64 @@ async def test_static_headers_are_sent_and_redirects_are_not_followed(
     await upstream.aclose()
     [request] = upstream_double.received
     assert request.headers["x-tenant"] == "acme" and request.headers["x-token"] == "t0k"
+
+
+async def test_client_credentials_are_form_encoded_before_basic() -> None:
+    # RFC 6749 2.3.1: a secret with reserved characters must still authenticate.
+    secret = "a+b%20c:d/é"
+    app = payments.create_app(client_id="gw:1", client_secret=secret, token_ttl=60)
+    with ServerThread(app) as server:
+        config = upstream_config(
+            {
+                "kind": "rest",
+                "url": server.url,
+                "auth": {
+                    "type": "oauth2_client_credentials",
+                    "token_url": f"{server.url}/oauth/token",
+                    "client_id": "gw:1",
+                    "client_secret": "${S}",
+                },
+            },
+            S=secret,
+        )
+        upstream = RestUpstream("payments", config)
+        body = await upstream.get("/v1/payments", params={"order_ids": "o1"})
+        await upstream.aclose()
+    assert body["data"][0]["order_id"] == "o1"
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (503, "payments token endpoint failed (HTTP 503)"),
+        (404, "payments token endpoint failed (HTTP 404)"),
+        (400, "payments token endpoint refused the gateway's client credentials (HTTP 400)"),
+    ],
+)
+async def test_token_endpoint_failures_are_told_apart(
+    scripted: tuple[ScriptedUpstream, str], status: int, message: str
+) -> None:
+    double, url = scripted
+    double.answer(status, json_body={"error": "whatever"})
+    config = upstream_config(
+        {
+            "kind": "rest",
+            "url": url,
+            "auth": {
+                "type": "oauth2_client_credentials",
+                "token_url": f"{url}/oauth/token",
+                "client_id": "gw",
+                "client_secret": "${S}",
+                "extra_params": {"resource": "api://payments"},
+            },
+        },
+        S="s",
+    )
+    upstream = RestUpstream("payments", config)
+    with pytest.raises(UpstreamAuthError) as caught:
+        await upstream.get("/v1/payments")
+    await upstream.aclose()
+    assert str(caught.value) == message
+    [token_request] = double.received  # the API itself was never called
+    form = parse_qs(token_request.body.decode())
+    assert form == {"grant_type": ["client_credentials"], "resource": ["api://payments"]}

@@ -238,3 +238,33 @@ def test_the_demo_config_is_valid() -> None:
 
     config = load_config(str(files("graftql.demo") / "gateway.yaml"))
     assert set(config.upstreams) == {"catalog", "crm", "payments", "shipping"}
+
+
+def test_extra_params_cannot_override_the_grant() -> None:
+    auth = {
+        "type": "oauth2_client_credentials",
+        "token_url": "http://127.0.0.1:9/token",
+        "client_id": "gw",
+        "client_secret": "${S:-s}",
+        "extra_params": {"grant_type": "password", "scope": "admin"},
+    }
+    assert errors_of(minimal(pay={"kind": "rest", "url": "http://x", "auth": auth})) == [
+        (
+            "upstreams.pay.auth.extra_params",
+            "grant_type, scope cannot be set here; use the dedicated keys",
+        )
+    ]
+
+
+def test_empty_secret_is_an_error() -> None:
+    data = minimal(
+        crm={"kind": "rest", "url": "http://x", "auth": {"type": "bearer", "token": "${T:-}"}}
+    )
+    assert errors_of(data) == [("upstreams.crm.auth.token", "the secret is empty")]
+
+
+@pytest.mark.parametrize("path", ["healthz", "/health check", "/ünï", "http://other/healthz"])
+def test_health_path_must_be_a_path(path: str) -> None:
+    data = minimal(crm={"kind": "rest", "url": "http://x", "health_path": path})
+    [(key, reason)] = errors_of(data)
+    assert key == "upstreams.crm.health_path" and reason.startswith("string should match pattern")

@@ -213,7 +213,7 @@ class Customer:
     @strawberry.field
     async def orders(
         self, info: strawberry.Info[Context, None], first: int = 10, after: str | None = None
-    ) -> OrderConnection:
+    ) -> OrderConnection | None:  # nullable: a CRM failure must not null the customer
         if not 1 <= first <= _MAX_PAGE:
             raise BadUserInput(f"'first' must be between 1 and {_MAX_PAGE}")
         start = _offset(after)

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiodataloader import DataLoader
 
+from graftql.errors import UnknownName
+
 if TYPE_CHECKING:
     from graftql.resolvers.context import Context
 
@@ -103,7 +105,7 @@ class RequestLoaders:
             spec = self._specs.get(name)
             if spec is None:
                 known = ", ".join(sorted(self._specs)) or "none"
-                raise KeyError(f"no loader named {name!r} (registered: {known})")
+                raise UnknownName(f"no loader named {name!r} (registered: {known})")
             loader = DataLoader(
                 functools.partial(_run, spec, self._context),
                 max_batch_size=spec.max_batch_size,

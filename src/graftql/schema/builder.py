@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from starlette.websockets import WebSocket
 from strawberry.extensions import (
     DisableIntrospection,
     MaskErrors,
@@ -26,7 +27,7 @@ from strawberry.types import ExecutionContext
 
 from graftql.config import ServerConfig
 from graftql.errors import ConfigError, GraftqlError
-from graftql.resolvers import LoaderRegistry
+from graftql.resolvers import Context, LoaderRegistry
 
 __all__ = ["GatewaySchema", "is_unexpected_error", "load_schema"]
 
@@ -39,11 +40,23 @@ _DOCUMENT_CACHE_SIZE = 1024
 def is_unexpected_error(error: GraphQLError) -> bool:
     """A resolver's bug rather than a reported condition: production shows a generic message.
 
-    Syntax and validation errors have no ``original_error``; graftql's own errors carry a code
-    and a message written for clients. Anything else may carry internals.
+    Syntax and validation errors have no ``original_error``; graftql's own errors and a
+    ``GraphQLError`` a resolver raises on purpose carry messages written for clients. Anything
+    else may carry internals.
     """
     original = error.original_error
-    return original is not None and not isinstance(original, GraftqlError)
+    return original is not None and not isinstance(original, GraftqlError | GraphQLError)
+
+
+class _OperationContext(SchemaExtension):
+    """Operations on one WebSocket share the connection's Context; give each its own copy
+    (fresh loaders) so batches and per-key caches never span operations."""
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, Context) and isinstance(context.request, WebSocket):
+            self.execution_context.context = context.for_operation()
+        yield
 
 
 class _Schema(strawberry.Schema):
@@ -56,13 +69,15 @@ class _Schema(strawberry.Schema):
         for error in errors:
             original = error.original_error
             if isinstance(original, GraftqlError):
+                detail = getattr(original, "detail", "")
                 logger.warning(
-                    "%s at %s: %s%s",
+                    "%s at %s: %s%s%s",
                     original.code,
                     ".".join(map(str, error.path or ())),
                     original.message,
                     # The cause's type only: its message may carry a URL with a query credential.
                     f" ({type(original.__cause__).__name__})" if original.__cause__ else "",
+                    f"; upstream said: {detail}" if detail else "",
                 )
             else:
                 unexpected.append(error)
@@ -98,19 +113,23 @@ class GatewaySchema:
         extensions: list[Any] = [
             lambda: ParserCache(maxsize=_DOCUMENT_CACHE_SIZE),
             lambda: ValidationCache(maxsize=_DOCUMENT_CACHE_SIZE),
+            _OperationContext,
             *self.extensions,
         ]
         if not server.introspection_enabled:
             extensions.append(DisableIntrospection)
         if server.env == "production":
             extensions.append(lambda: MaskErrors(should_mask_error=is_unexpected_error))
-        return _Schema(
-            query=self.query,
-            mutation=self.mutation,
-            subscription=self.subscription,
-            types=self.types,
-            extensions=extensions,
-        )
+        try:
+            return _Schema(
+                query=self.query,
+                mutation=self.mutation,
+                subscription=self.subscription,
+                types=self.types,
+                extensions=extensions,
+            )
+        except Exception as exc:  # strawberry's own words say which type or field is wrong
+            raise ConfigError.at("schema", f"strawberry rejected the schema: {exc}") from exc
 
 
 def load_schema(reference: str) -> GatewaySchema:
@@ -120,6 +139,10 @@ def load_schema(reference: str) -> GatewaySchema:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError.at("schema", f"cannot import {module_name!r}: {exc}") from None
+    except Exception as exc:  # the module itself failed: say where, without a traceback
+        raise ConfigError.at(
+            "schema", f"importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     found = getattr(module, attribute, None)
     if found is None:
         raise ConfigError.at("schema", f"module {module_name!r} has no attribute {attribute!r}")

@@ -11,6 +11,7 @@ from typing import TypeVar
 import httpx
 
 from graftql.config import GatewayConfig
+from graftql.errors import UnknownName
 from graftql.upstreams.base import Probe, Upstream
 from graftql.upstreams.graphql import GraphQLUpstream, UpstreamGraphQLErrors
 from graftql.upstreams.rest import RestUpstream, encode_segment, expand_path
@@ -51,7 +52,7 @@ class Upstreams(Mapping[str, Upstream]):
         try:
             return self._upstreams[name]
         except KeyError:
-            raise KeyError(
+            raise UnknownName(
                 f"no upstream named {name!r} in the configuration "
                 f"(configured: {', '.join(sorted(self._upstreams)) or 'none'})"
             ) from None

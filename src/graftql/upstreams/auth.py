@@ -12,6 +12,7 @@ import hmac
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
+from urllib.parse import quote_plus
 
 import httpx
 
@@ -104,34 +105,38 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
 
     def _token_request(self) -> httpx.Request:
         cfg = self._config
-        form = {"grant_type": "client_credentials", **cfg.extra_params}
+        form = {**cfg.extra_params, "grant_type": "client_credentials"}
         if cfg.scopes:
             form["scope"] = " ".join(cfg.scopes)
         if cfg.audience:
             form["audience"] = cfg.audience
         request = httpx.Request("POST", cfg.token_url, data=form)
-        basic = httpx.BasicAuth(cfg.client_id, cfg.client_secret.reveal())
+        # RFC 6749 section 2.3.1: id and secret are form-encoded before they go into Basic.
+        basic = httpx.BasicAuth(quote_plus(cfg.client_id), quote_plus(cfg.client_secret.reveal()))
         return next(basic.auth_flow(request))
 
     async def _store(self, response: httpx.Response, requested_at: float) -> _Token:
         name = self._upstream
         await response.aread()  # httpx reads bodies only for flows it runs itself
-        if response.status_code != 200:
+        status = response.status_code
+        if status in (400, 401, 403):
             raise UpstreamAuthError(
                 name,
-                f"{name}: the token endpoint refused the gateway's client credentials",
-                status=response.status_code,
+                f"{name} token endpoint refused the gateway's client credentials (HTTP {status})",
+                status=status,
+            )
+        if not 200 <= status < 300:
+            raise UpstreamAuthError(
+                name, f"{name} token endpoint failed (HTTP {status})", status=status
             )
         try:
             body = response.json()
             value = body["access_token"]
             expires_in = float(body.get("expires_in", 3600))
         except (ValueError, KeyError, TypeError):
-            raise UpstreamAuthError(
-                name, f"{name}: the token endpoint's answer is unusable"
-            ) from None
+            raise UpstreamAuthError(name, f"{name} token endpoint answered unusably") from None
         if not isinstance(value, str) or not value:
-            raise UpstreamAuthError(name, f"{name}: the token endpoint returned no access token")
+            raise UpstreamAuthError(name, f"{name} token endpoint returned no access token")
         # Measured from when we asked, so network time never makes us hold an expired token.
         leeway = min(self._config.refresh_leeway, expires_in / 2)
         self._token = _Token(value, requested_at + expires_in - leeway)

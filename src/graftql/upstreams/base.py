@@ -72,8 +72,12 @@ class Upstream:
         self.auth: httpx.Auth | None = build_auth(name, config.auth)
         self.transport = transport if transport is not None else PooledTransport()
         self._headers = httpx.Headers({"user-agent": _USER_AGENT})
+        self._probe_headers = self._headers.copy()
         for key, value in config.headers.items():
-            self._headers[key] = value if isinstance(value, str) else value.reveal()
+            if isinstance(value, str):
+                self._headers[key] = self._probe_headers[key] = value
+            else:
+                self._headers[key] = value.reveal()
         self.flights: SingleFlight[httpx.Response] = SingleFlight()
         seconds = config.timeout
         self._timeout = {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
@@ -125,8 +129,14 @@ class Upstream:
             raise UpstreamTimeout(
                 self.name, f"{self.name} did not answer within {self.config.timeout:g}s"
             ) from exc
-        except httpx.HTTPError as exc:
+        except httpx.ConnectError as exc:
             raise UpstreamUnavailable(self.name, f"{self.name} could not be reached") from exc
+        except httpx.RemoteProtocolError as exc:
+            raise UpstreamBadResponse(
+                self.name, f"{self.name} answered with malformed HTTP"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(self.name, f"the connection to {self.name} was lost") from exc
         self.raise_for_status(response)
         return response
 
@@ -155,6 +165,8 @@ class Upstream:
         return response
 
     def raise_for_status(self, response: httpx.Response) -> None:
+        """Raise the error that names a non-2xx status; ``detail`` keeps the start of the body
+        for the operator's log."""
         status = response.status_code
         if 200 <= status < 300:
             return
@@ -176,13 +188,20 @@ class Upstream:
             )
         else:
             error = UpstreamBadResponse(name, f"{name} answered HTTP {status}", status=status)
+        error.detail = response.content[:300].decode("utf-8", "replace")
+        error.response = response
         raise error
 
     async def probe(self) -> Probe:
-        """Is the upstream reachable? Any HTTP answer counts as up; no credentials are sent."""
+        """Is the upstream reachable? Any HTTP answer counts as up.
+
+        No credentials are sent: neither the auth flow nor static headers given as secrets.
+        """
         path = self.config.health_path
-        url = self.url.copy_with(raw_path=_join(self.url.raw_path, path)) if path else self.url
-        request = self.prepare("GET", url)
+        url = self.url.copy_with(raw_path=path.encode("ascii")) if path else self.url
+        request = httpx.Request(
+            "GET", url, headers=self._probe_headers, extensions={"timeout": self._timeout}
+        )
         started = time.perf_counter()
         try:
             async with asyncio.timeout(_PROBE_TIMEOUT):
@@ -202,7 +221,7 @@ class Upstream:
         return f"<{type(self).__name__} {self.name}>"
 
 
-def _join(base: bytes, path: str) -> bytes:
+def join_path(base: bytes, path: str) -> bytes:
     """``path`` (already encoded) below the configured base path, never above it."""
     return base.rstrip(b"/") + b"/" + path.lstrip("/").encode("ascii")
 

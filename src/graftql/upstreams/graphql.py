@@ -29,8 +29,16 @@ class UpstreamGraphQLErrors(UpstreamBadResponse):
     """The upstream answered with GraphQL ``errors``. ``data`` holds whatever data came with
     them; ``errors`` the upstream's error objects (for logs, not for clients)."""
 
-    def __init__(self, upstream: str, data: Any, errors: list[Any]) -> None:
-        super().__init__(upstream, f"{upstream} answered with GraphQL errors")
+    def __init__(
+        self, upstream: str, data: Any, errors: list[Any], *, status: int | None = None
+    ) -> None:
+        messages = [e.get("message") if isinstance(e, dict) else str(e) for e in errors[:3]]
+        super().__init__(
+            upstream,
+            f"{upstream} answered with GraphQL errors",
+            status=status,
+            detail="; ".join(str(m)[:200] for m in messages),
+        )
         self.data = data
         self.errors = errors
 
@@ -51,9 +59,25 @@ class _UpstreamTransport(HTTPXAsyncTransport):
     async def execute(self, request: GraphQLRequest, **_: Any) -> ExecutionResult:
         upstream = self._upstream
         http_request = upstream.prepare("POST", upstream.url, json_body=upstream.payload(request))
-        response = await upstream.send(http_request, idempotent=upstream.is_query(request))
+        try:
+            response = await upstream.send(http_request, idempotent=upstream.is_query(request))
+        except UpstreamBadResponse as exc:
+            # GraphQL over HTTP answers a document the server cannot run with 4xx and errors.
+            errors = _graphql_errors(exc.response) if exc.status in (400, 422) else None
+            if errors is None:
+                raise
+            raise UpstreamGraphQLErrors(upstream.name, None, errors, status=exc.status) from exc
         result: ExecutionResult = self._prepare_result(response)
         return result
+
+
+def _graphql_errors(response: httpx.Response | None) -> list[Any] | None:
+    try:
+        body = orjson.loads(response.content) if response is not None else None
+    except orjson.JSONDecodeError:
+        return None
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return errors if isinstance(errors, list) and errors else None
 
 
 class GraphQLUpstream(Upstream):

@@ -19,7 +19,7 @@ import xmltodict
 
 from graftql.config import UpstreamConfig
 from graftql.errors import BadUserInput, UpstreamBadResponse
-from graftql.upstreams.base import Upstream, _join
+from graftql.upstreams.base import Upstream, join_path
 
 __all__ = ["RestUpstream", "encode_segment", "expand_path"]
 
@@ -87,7 +87,7 @@ class RestUpstream(Upstream):
     ) -> httpx.Request:
         # The template is code, the values are client input: only the values get encoded.
         relative = expand_path(path, path_params or {})
-        url = self.url.copy_with(raw_path=_join(self._base_path, relative))
+        url = self.url.copy_with(raw_path=join_path(self._base_path, relative))
         query = {k: v for k, v in (params or {}).items() if v is not None}
         if query or self._base_query:
             url = url.copy_merge_params({**self._base_query, **query})

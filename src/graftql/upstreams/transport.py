@@ -69,7 +69,10 @@ class PooledTransport(httpx.AsyncBaseTransport):
             raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
         except aiohttp.ClientConnectorError as exc:
             raise httpx.ConnectError(str(exc), request=request) from exc
-        except aiohttp.ClientError as exc:  # reset, malformed answer, payload cut short
+        except (aiohttp.ClientResponseError, aiohttp.ClientPayloadError) as exc:
+            # The upstream answered, but not in HTTP: a bad status line, headers or body framing.
+            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+        except aiohttp.ClientError as exc:  # reset, or closed before or while answering
             raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
         return httpx.Response(response.status, headers=headers, content=body, request=request)
 
