@@ -61,6 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from graftql.server import create_app
+    from graftql.server.process import tune_gc
 
     _importable_cwd()
     try:
@@ -71,6 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    tune_gc()
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal so the process
     # ends the way its supervisor expects (143 for SIGTERM; Ctrl-C ends with 0).
     uvicorn.run(

@@ -68,6 +68,7 @@ def demo_config(environment: Mapping[str, str]) -> GatewayConfig:
 
 async def _run(host: str, port: int) -> None:
     from graftql.server import create_app
+    from graftql.server.process import tune_gc
 
     credentials = DemoCredentials.generate()
     apps = build_apps(credentials)
@@ -89,6 +90,7 @@ async def _run(host: str, port: int) -> None:
         gateway = LoopbackServer(create_app(config), port=port)
         servers.append(gateway)
         await gateway.start()
+        tune_gc()
         _banner(gateway.url, urls)
         await stop.wait()
         print("\nstopping the demo ...", flush=True)
