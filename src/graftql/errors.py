@@ -11,6 +11,7 @@ Our exception hierarchy:
     - UpstreamRateLimited
     - UpstreamAuthError
     - UpstreamBadResponse
+      . UpstreamGraphQLErrors (in graftql.upstreams: a GraphQL upstream answered `errors`)
     - UpstreamNotFound
     - CircuitOpen
   + WebhookError
@@ -32,6 +33,7 @@ __all__ = [
     "CircuitOpen",
     "ConfigError",
     "GraftqlError",
+    "UnknownName",
     "UpstreamAuthError",
     "UpstreamBadResponse",
     "UpstreamError",

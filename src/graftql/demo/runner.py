@@ -7,6 +7,7 @@ deployment would, through the ``${DEMO_*}`` references in the demo's gateway.yam
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -121,6 +122,9 @@ Press Ctrl-C to stop.""",
 
 def run_demo(*, host: str = "127.0.0.1", port: int = 8000) -> int:
     """Run until Ctrl-C; returns the process exit status."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if host not in ("127.0.0.1", "localhost"):
         print("graftql: the demo listens on 127.0.0.1 only", file=sys.stderr)
         return 2

@@ -129,7 +129,8 @@ class GatewaySchema:
                 extensions=extensions,
             )
         except Exception as exc:  # strawberry's own words say which type or field is wrong
-            raise ConfigError.at("schema", f"strawberry rejected the schema: {exc}") from exc
+            reason = " ".join(str(exc).split())  # one line, as every config error
+            raise ConfigError.at("schema", f"strawberry rejected the schema: {reason}") from exc
 
 
 def load_schema(reference: str) -> GatewaySchema:

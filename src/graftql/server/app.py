@@ -25,8 +25,8 @@ def create_app(
 ) -> Starlette:
     """Build the gateway for ``config``; ``schema`` defaults to the one ``schema:`` names.
 
-    The upstream clients (one pooled httpx client each) are created here and closed when the
-    application shuts down.
+    The upstream clients (each with its own connection pool) are created here and closed when
+    the application shuts down.
     """
     gateway_schema = schema if schema is not None else load_schema(config.schema_)
     clients = upstreams if upstreams is not None else Upstreams.from_config(config)

@@ -119,15 +119,17 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
         name = self._upstream
         await response.aread()  # httpx reads bodies only for flows it runs itself
         status = response.status_code
+        said = response.content[:300].decode("utf-8", "replace")  # for the operator's log
         if status in (400, 401, 403):
             raise UpstreamAuthError(
                 name,
                 f"{name} token endpoint refused the gateway's client credentials (HTTP {status})",
                 status=status,
+                detail=said,
             )
         if not 200 <= status < 300:
             raise UpstreamAuthError(
-                name, f"{name} token endpoint failed (HTTP {status})", status=status
+                name, f"{name} token endpoint failed (HTTP {status})", status=status, detail=said
             )
         try:
             body = response.json()

@@ -66,7 +66,9 @@ class _UpstreamTransport(HTTPXAsyncTransport):
             errors = _graphql_errors(exc.response) if exc.status in (400, 422) else None
             if errors is None:
                 raise
-            raise UpstreamGraphQLErrors(upstream.name, None, errors, status=exc.status) from exc
+            error = UpstreamGraphQLErrors(upstream.name, None, errors, status=exc.status)
+            error.response = exc.response
+            raise error from exc
         result: ExecutionResult = self._prepare_result(response)
         return result
 
