@@ -39,9 +39,11 @@ __all__ = [
     "AuthConfig",
     "BasicAuth",
     "BearerAuth",
+    "BreakerConfig",
     "GatewayConfig",
     "HmacAuth",
     "OAuth2ClientCredentials",
+    "RetryConfig",
     "Secret",
     "ServerConfig",
     "UpstreamConfig",
@@ -166,6 +168,8 @@ class ServerConfig(_Model):
     env: Literal["development", "production"] = "development"
     graphiql: bool | None = None  # default: on in development, off in production
     introspection: bool | None = None  # default: on in development, off in production
+    # Every client request's deadline: no upstream attempt is started or waited for past it.
+    request_timeout: float = Field(30.0, gt=0, le=3600, description="seconds")
 
     @property
     def graphiql_enabled(self) -> bool:
@@ -262,6 +266,31 @@ def _http_url(value: str) -> str:
     return value
 
 
+class RetryConfig(_Model):
+    """The ``retry:`` block: which calls are retried, how often, how far apart."""
+
+    attempts: int = Field(2, ge=1, le=10, description="tries in all, the first included")
+    base_delay: float = Field(0.1, gt=0, le=60, description="seconds; doubles per retry")
+    max_delay: float = Field(2.0, gt=0, le=300, description="cap on one backoff, in seconds")
+    budget: float = Field(0.2, ge=0, le=10, description="retries per call in the window")
+    budget_window: float = Field(10.0, gt=0, le=3600, description="seconds")
+    # A POST is retried only when it carries this header; the gateway adds a fresh key per
+    # call and sends the same key on every attempt.
+    idempotency_key_header: str | None = None
+
+
+class BreakerConfig(_Model):
+    """The ``breaker:`` block: when to stop calling a failing upstream, and for how long."""
+
+    enabled: bool = True
+    failure_rate: float = Field(0.5, gt=0, le=1, description="share of failed calls that opens")
+    minimum_calls: int = Field(20, ge=1, description="calls in the window before it may open")
+    window: float = Field(30.0, gt=0, le=3600, description="seconds of outcomes considered")
+    slow_call_duration: float | None = Field(None, gt=0, description="a call this slow fails")
+    open_for: float = Field(15.0, gt=0, le=3600, description="seconds before probing again")
+    half_open_probes: int = Field(1, ge=1, le=100, description="probes that must succeed")
+
+
 class UpstreamConfig(_Model):
     """One entry of ``upstreams:``: a REST or GraphQL service the gateway calls."""
 
@@ -272,6 +301,8 @@ class UpstreamConfig(_Model):
     auth: AuthConfig | None = None
     required: bool = True  # an unreachable required upstream makes /readyz answer 503
     dedup: bool = True  # identical idempotent calls in flight at once share one upstream call
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     # Probed by /readyz: a path on the upstream's origin (it replaces the URL's path), e.g.
     # /healthz; default: the upstream URL itself.
     health_path: str | None = Field(None, pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     client: tuple[str, int] | None  # the TCP peer: one per connection
+    at: float  # time.monotonic() when it arrived
 
 
 @dataclass
@@ -74,6 +76,7 @@ class ScriptedUpstream:
                 headers={k.decode().lower(): v.decode() for k, v in scope["headers"]},
                 body=body,
                 client=tuple(scope["client"]) if scope.get("client") else None,
+                at=time.monotonic(),
             )
         )
         answer = self.answers.popleft() if self.answers else self.default

@@ -66,7 +66,7 @@ async def test_a_shared_failure_reaches_every_caller(
 ) -> None:
     double, url = scripted
     double.answer(503, delay=0.2)
-    upstream = rest(url)
+    upstream = rest(url, retry={"attempts": 1})
     results = await asyncio.gather(
         *(upstream.get("/items") for _ in range(5)), return_exceptions=True
     )

@@ -315,7 +315,7 @@ async def test_token_endpoint_failures_are_told_apart(
     scripted: tuple[ScriptedUpstream, str], status: int, message: str
 ) -> None:
     double, url = scripted
-    double.answer(status, json_body={"error": "whatever"})
+    double.answer(status, json_body={"error": "whatever"}, times=2)
     config = upstream_config(
         {
             "kind": "rest",
@@ -335,6 +335,7 @@ async def test_token_endpoint_failures_are_told_apart(
         await upstream.get("/v1/payments")
     await upstream.aclose()
     assert str(caught.value) == message
-    [token_request] = double.received  # the API itself was never called
-    form = parse_qs(token_request.body.decode())
+    # Only the token endpoint was called (the API never was); an unavailable one was retried.
+    assert [r.raw_path for r in double.received] == ["/oauth/token"] * (2 if status == 503 else 1)
+    form = parse_qs(double.received[0].body.decode())
     assert form == {"grant_type": ["client_credentials"], "resource": ["api://payments"]}

@@ -36,6 +36,7 @@ async def readyz(request: Request) -> JSONResponse:
             "required": required,
             "latency_ms": probe.latency_ms,
             "detail": probe.detail,
+            "breaker": upstream.breaker.state if upstream.breaker else "disabled",
         }
     return JSONResponse(
         {"status": "ready" if ready else "unready", "upstreams": report},

@@ -12,6 +12,7 @@ import httpx
 
 from graftql.config import GatewayConfig
 from graftql.errors import UnknownName
+from graftql.upstreams import deadline
 from graftql.upstreams.base import Probe, Upstream
 from graftql.upstreams.graphql import GraphQLUpstream, UpstreamGraphQLErrors
 from graftql.upstreams.rest import RestUpstream, encode_segment, expand_path
@@ -23,6 +24,7 @@ __all__ = [
     "Upstream",
     "UpstreamGraphQLErrors",
     "Upstreams",
+    "deadline",
     "encode_segment",
     "expand_path",
 ]

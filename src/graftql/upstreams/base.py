@@ -16,7 +16,9 @@ more CPU than the rest of an upstream call (see bench/README.md). The default tr
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +29,7 @@ import orjson
 from graftql._version import __version__
 from graftql.config import UpstreamConfig
 from graftql.errors import (
+    CircuitOpen,
     UpstreamAuthError,
     UpstreamBadResponse,
     UpstreamError,
@@ -35,11 +38,16 @@ from graftql.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from graftql.upstreams import deadline
 from graftql.upstreams.auth import build_auth
+from graftql.upstreams.breaker import CircuitBreaker
+from graftql.upstreams.retry import RetryPolicy
 from graftql.upstreams.singleflight import SingleFlight, request_key
 from graftql.upstreams.transport import PooledTransport
 
 __all__ = ["Probe", "Upstream"]
+
+logger = logging.getLogger("graftql.upstreams")
 
 _PROBE_TIMEOUT = 2.0
 _USER_AGENT = f"graftql/{__version__}"
@@ -79,6 +87,8 @@ class Upstream:
             else:
                 self._headers[key] = value.reveal()
         self.flights: SingleFlight[httpx.Response] = SingleFlight()
+        self.retry = RetryPolicy(config.retry)
+        self.breaker = CircuitBreaker(config.breaker) if config.breaker.enabled else None
         seconds = config.timeout
         self._timeout = {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
 
@@ -111,23 +121,91 @@ class Upstream:
         turn it into ``null``; every other non-2xx status raises the error that names it.
         ``idempotent`` defaults to true for GET and HEAD; idempotent calls identical to one
         already in flight share its outcome (unless the upstream sets ``dedup: false``).
+
+        The policies, outermost first: in-flight dedup, then the retry loop (within the
+        request's deadline and the retry budget), then per attempt the circuit breaker, the
+        credentials and the attempt's timeout.
         """
         if idempotent is None:
             idempotent = request.method in ("GET", "HEAD")
         if idempotent and self.config.dedup:
-            return await self.flights.do(request_key(request), lambda: self._attempt(request))
-        return await self._attempt(request)
+            key = request_key(request)
+            return await self.flights.do(key, lambda: self._call(request, idempotent=True))
+        return await self._call(request, idempotent=idempotent)
+
+    async def _call(self, request: httpx.Request, *, idempotent: bool) -> httpx.Response:
+        policy = self.retry
+        key_header = policy.config.idempotency_key_header
+        if key_header and not idempotent and key_header not in request.headers:
+            request.headers[key_header] = uuid.uuid4().hex  # the same key on every attempt
+        retryable = policy.config.attempts > 1 and policy.may_retry(request, idempotent)
+        policy.budget.record_call()
+        attempt = 1
+        while True:
+            try:
+                return await self._guarded(request)
+            except UpstreamError as error:
+                if not (
+                    retryable and attempt < policy.config.attempts and policy.is_retryable(error)
+                ):
+                    raise
+                pause = policy.delay(attempt, error)
+                left = deadline.remaining()
+                if (left is not None and pause >= left) or not policy.budget.try_spend():
+                    raise  # waiting would outlast the request, or we retry too much already
+                logger.info(
+                    "retrying %s in %.3fs (attempt %d failed: %s)",
+                    self.name,
+                    pause,
+                    attempt,
+                    error.code,
+                )
+                await asyncio.sleep(pause)
+                attempt += 1
+
+    async def _guarded(self, request: httpx.Request) -> httpx.Response:
+        """One attempt behind the circuit breaker."""
+        breaker = self.breaker
+        if breaker is None:
+            return await self._attempt(request)
+        if not breaker.allow():
+            raise CircuitOpen(
+                self.name,
+                f"{self.name} is failing; calls are paused for {breaker.retry_in():.0f}s",
+            )
+        started = time.monotonic()
+        try:
+            response = await self._attempt(request)
+        except UpstreamError as error:
+            breaker.record(failed=_is_outage(error), duration=time.monotonic() - started)
+            raise
+        except BaseException:
+            breaker.release()
+            raise
+        breaker.record(failed=False, duration=time.monotonic() - started)
+        return response
 
     async def _attempt(self, request: httpx.Request) -> httpx.Response:
+        limit = self.config.timeout
+        left = deadline.remaining()
+        if left is not None and left < limit:
+            if left <= 0:
+                raise UpstreamTimeout(
+                    self.name, f"the request's deadline passed before {self.name} answered"
+                )
+            limit = left
         try:
-            # `timeout` bounds the whole attempt, including a body that trickles in slowly.
-            async with asyncio.timeout(self.config.timeout):
+            # The limit bounds the whole attempt, including a body that trickles in slowly.
+            async with asyncio.timeout(limit):
                 response = await self._exchange(request)
         except UpstreamError:
             raise  # raised by an auth flow (e.g. the token endpoint refused the client)
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise UpstreamTimeout(
-                self.name, f"{self.name} did not answer within {self.config.timeout:g}s"
+                self.name,
+                f"{self.name} did not answer within {self.config.timeout:g}s"
+                if limit == self.config.timeout
+                else f"the request's deadline passed before {self.name} answered",
             ) from exc
         except httpx.ConnectError as exc:
             raise UpstreamUnavailable(self.name, f"{self.name} could not be reached") from exc
@@ -219,6 +297,14 @@ class Upstream:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+
+def _is_outage(error: UpstreamError) -> bool:
+    """Failures that say the upstream is unwell (what the breaker counts): no connection, no
+    answer in time, or a 5xx. A 4xx is about our request, not about its health."""
+    if error.status is not None:
+        return error.status >= 500
+    return isinstance(error, UpstreamUnavailable | UpstreamTimeout)
 
 
 def join_path(base: bytes, path: str) -> bytes:

@@ -1,0 +1,208 @@
+"""Retries, deadlines and the circuit breaker against a scripted upstream over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import strawberry
+
+from graftql import Context, GatewaySchema
+from graftql.config import BreakerConfig, UpstreamConfig, parse_config
+from graftql.demo.servers import ServerThread
+from graftql.errors import CircuitOpen, UpstreamUnavailable
+from graftql.server import create_app
+from graftql.upstreams import GraphQLUpstream, RestUpstream
+from graftql.upstreams.breaker import CircuitBreaker
+from integration.helpers import graphql
+from integration.scripted import ScriptedUpstream
+
+
+def rest(url: str, **settings: Any) -> RestUpstream:
+    return RestUpstream(
+        "svc", UpstreamConfig.model_validate({"kind": "rest", "url": url, **settings})
+    )
+
+
+async def test_idempotent_call_is_retried_up_to_the_limit(
+    scripted: tuple[ScriptedUpstream, str],
+) -> None:
+    double, url = scripted
+    double.answer(503, times=5)
+    upstream = rest(url, retry={"attempts": 3, "base_delay": 0.01})
+    with pytest.raises(UpstreamUnavailable):
+        await upstream.get("/items")
+    await upstream.aclose()
+    assert len(double.received) == 3
+
+
+async def test_a_retry_that_succeeds_answers_normally(
+    scripted: tuple[ScriptedUpstream, str],
+) -> None:
+    double, url = scripted
+    double.answer(503)
+    double.answer(502)
+    double.answer(json_body={"ok": True})
+    upstream = rest(url, retry={"attempts": 3, "base_delay": 0.01})
+    assert await upstream.get("/items") == {"ok": True}
+    await upstream.aclose()
+    assert len(double.received) == 3
+
+
+@pytest.mark.parametrize("status", [500, 400, 404, 401])
+async def test_other_statuses_are_not_retried(
+    scripted: tuple[ScriptedUpstream, str], status: int
+) -> None:
+    double, url = scripted
+    double.answer(status, times=3)
+    upstream = rest(url, retry={"attempts": 3, "base_delay": 0.01})
+    with pytest.raises(Exception):  # noqa: B017 - the class depends on the status
+        await upstream.get("/items")
+    await upstream.aclose()
+    assert len(double.received) == 1
+
+
+async def test_a_mutation_that_failed_after_sending_is_not_retried(
+    scripted: tuple[ScriptedUpstream, str],
+) -> None:
+    double, url = scripted
+    double.answer(503, times=3)
+    config = UpstreamConfig(kind="graphql", url=f"{url}/graphql", retry={"attempts": 3})
+    upstream = GraphQLUpstream("pay", config)
+    with pytest.raises(UpstreamUnavailable):
+        await upstream.execute("mutation { refund(id: 1) }")
+    await upstream.aclose()
+    assert len(double.received) == 1
+
+
+async def test_post_with_an_idempotency_key_is_retried_with_the_same_key(
+    scripted: tuple[ScriptedUpstream, str],
+) -> None:
+    double, url = scripted
+    double.answer(503)
+    double.answer(json_body={"id": "pay_1"})
+    upstream = rest(
+        url, retry={"attempts": 3, "base_delay": 0.01, "idempotency_key_header": "Idempotency-Key"}
+    )
+    assert await upstream.request("POST", "/payments", json_body={"amount": 1}) == {"id": "pay_1"}
+    await upstream.aclose()
+    keys = [r.headers.get("idempotency-key") for r in double.received]
+    assert len(keys) == 2 and keys[0] == keys[1] and keys[0]
+
+
+async def test_retry_after_delays_the_next_attempt(scripted: tuple[ScriptedUpstream, str]) -> None:
+    double, url = scripted
+    double.answer(429, headers={"retry-after": "2"})
+    double.answer(json_body={"ok": True})
+    upstream = rest(url, retry={"attempts": 2})
+    assert await upstream.get("/items") == {"ok": True}
+    await upstream.aclose()
+    first, second = double.received
+    assert second.at - first.at >= 2.0
+
+
+async def test_100_failing_calls_stay_within_the_retry_budget(
+    scripted: tuple[ScriptedUpstream, str],
+) -> None:
+    double, url = scripted
+    double.default.status = 503
+    upstream = rest(
+        url,
+        dedup=False,
+        breaker={"enabled": False},
+        retry={"attempts": 3, "base_delay": 0.01, "budget": 0.2},
+    )
+    results = await asyncio.gather(
+        *(upstream.get("/items", params={"i": i}) for i in range(100)), return_exceptions=True
+    )
+    await upstream.aclose()
+    assert all(isinstance(r, UpstreamUnavailable) for r in results)
+    # 100 first attempts, plus at most 20 % of them and a floor of 3 as retries (not 200).
+    assert 100 < len(double.received) <= 100 + 20 + 3
+
+
+async def test_breaker_opens_fails_fast_probes_and_closes(
+    scripted: tuple[ScriptedUpstream, str],
+) -> None:
+    double, url = scripted
+    double.default.status = 503
+    clock = [1000.0]
+    upstream = rest(url, retry={"attempts": 1})
+    upstream.breaker = CircuitBreaker(
+        BreakerConfig(minimum_calls=5, failure_rate=0.5, open_for=30), clock=lambda: clock[0]
+    )
+    for i in range(5):
+        with pytest.raises(UpstreamUnavailable):
+            await upstream.get("/items", params={"i": i})
+    assert upstream.breaker.state == "open"
+    with pytest.raises(CircuitOpen, match="svc is failing; calls are paused for 30s"):
+        await upstream.get("/items")
+    assert len(double.received) == 5  # failing fast: no request went out
+    clock[0] += 30
+    double.default.status = 200
+    assert await upstream.get("/items") == {}  # the probe
+    assert upstream.breaker.state == "closed"
+    await upstream.aclose()
+    assert len(double.received) == 6
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def slow(self, info: strawberry.Info[Context, None]) -> str | None:
+        body = await info.context.upstreams.rest("svc").get("/slow")
+        return str(body)
+
+    @strawberry.field
+    def fast(self) -> str:
+        return "here"
+
+
+@pytest.fixture
+def gateway_with_deadline(scripted: tuple[ScriptedUpstream, str]) -> Iterator[str]:
+    _, url = scripted
+    config = parse_config(
+        {
+            "schema": "tests:unused",
+            "server": {"request_timeout": 1},
+            "upstreams": {"svc": {"kind": "rest", "url": url, "timeout": 10}},
+        }
+    )
+    with ServerThread(create_app(config, GatewaySchema(query=Query))) as server:
+        yield server.url
+
+
+def test_a_hung_upstream_answers_at_the_request_deadline(
+    gateway_with_deadline: str, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    double, _ = scripted
+    double.answer(json_body={}, delay=5)
+    started = time.monotonic()
+    body = graphql(gateway_with_deadline, "{ slow fast }")
+    elapsed = time.monotonic() - started
+    assert body["data"] == {"slow": None, "fast": "here"}
+    [error] = body["errors"]
+    assert error["message"] == "the request's deadline passed before svc answered"
+    assert error["extensions"] == {"code": "UPSTREAM_TIMEOUT", "upstream": "svc"}
+    assert 1.0 <= elapsed < 3.0  # the 1 s deadline, not the upstream's 10 s timeout nor 5 s
+
+
+def test_retry_after_beyond_the_deadline_fails_fast(
+    gateway_with_deadline: str, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    double, _ = scripted
+    double.answer(503, headers={"retry-after": "30"})
+    started = time.monotonic()
+    body = graphql(gateway_with_deadline, "{ slow }")
+    assert time.monotonic() - started < 1.0  # no waiting for a retry that cannot finish in time
+    assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+    assert len(double.received) == 1
+
+
+def test_readyz_shows_the_breaker(gateway_with_deadline: str) -> None:
+    report = httpx.get(f"{gateway_with_deadline}/readyz").json()
+    assert report["upstreams"]["svc"]["breaker"] == "closed"
