@@ -40,9 +40,11 @@ __all__ = [
     "BasicAuth",
     "BearerAuth",
     "BreakerConfig",
+    "BulkheadConfig",
     "GatewayConfig",
     "HmacAuth",
     "OAuth2ClientCredentials",
+    "RateLimitConfig",
     "RetryConfig",
     "Secret",
     "ServerConfig",
@@ -291,6 +293,20 @@ class BreakerConfig(_Model):
     half_open_probes: int = Field(1, ge=1, le=100, description="probes that must succeed")
 
 
+class RateLimitConfig(_Model):
+    """The ``rate_limit:`` block: how fast the gateway may call the upstream (token bucket)."""
+
+    rate: float = Field(gt=0, description="calls per second")
+    burst: int = Field(1, ge=1, description="calls allowed at once after a quiet spell")
+
+
+class BulkheadConfig(_Model):
+    """The ``bulkhead:`` block: calls in flight at once, and how many may wait for a slot."""
+
+    max_concurrent: int = Field(ge=1)
+    max_queue: int = Field(100, ge=0)
+
+
 class UpstreamConfig(_Model):
     """One entry of ``upstreams:``: a REST or GraphQL service the gateway calls."""
 
@@ -303,6 +319,10 @@ class UpstreamConfig(_Model):
     dedup: bool = True  # identical idempotent calls in flight at once share one upstream call
     retry: RetryConfig = Field(default_factory=RetryConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    rate_limit: RateLimitConfig | None = None
+    bulkhead: BulkheadConfig | None = None
+    # A larger answer is UPSTREAM_BAD_RESPONSE, read no further than the limit.
+    max_response_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     # Probed by /readyz: a path on the upstream's origin (it replaces the URL's path), e.g.
     # /healthz; default: the upstream URL itself.
     health_path: str | None = Field(None, pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")

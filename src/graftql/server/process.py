@@ -15,9 +15,9 @@ def tune_gc() -> None:
     as a long latency tail. Freezing it takes it out of collections; a larger young generation
     makes collections rarer without making them much longer. Measured on the peers workload
     (3 rounds x 12 s, one process): p99 at 1 connection 40 -> 7 ms; at 32 connections
-    280 -> 420 req/s and p99 175 -> 110 ms; peak RSS 80 -> 86 MB. (Thresholds of 50,000 instead gave worse tails: each
-    full pass had too much to do.) Process-wide, so only the commands that own the process
-    call it, never ``create_app``.
+    280 -> 420 req/s and p99 175 -> 110 ms; peak RSS 80 -> 86 MB. (Thresholds of 50,000
+    instead gave worse tails: each full pass had too much to do.) Process-wide, so only the
+    commands that own the process call it, never ``create_app``.
     """
     gc.collect()
     gc.freeze()
