@@ -110,6 +110,7 @@ class UpstreamError(GraftqlError):
         self.status = status
         self.detail = detail
         self.response: Any = None  # the upstream's answer (an httpx.Response), when there was one
+        self.retryable = True  # False when the gateway itself refused the call (its own limits)
 
     @property
     def extensions(self) -> dict[str, Any]:

@@ -11,12 +11,12 @@ import httpx
 import pytest
 import strawberry
 
-from graftql import Context, GatewaySchema
+from graftql import Context, GatewaySchema, LoaderRegistry
 from graftql.config import BreakerConfig, UpstreamConfig, parse_config
 from graftql.demo.servers import ServerThread
-from graftql.errors import CircuitOpen, UpstreamUnavailable
+from graftql.errors import CircuitOpen, UpstreamBadResponse, UpstreamUnavailable
 from graftql.server import create_app
-from graftql.upstreams import GraphQLUpstream, RestUpstream
+from graftql.upstreams import GraphQLUpstream, RestUpstream, Upstreams, events
 from graftql.upstreams.breaker import CircuitBreaker
 from integration.helpers import graphql
 from integration.scripted import ScriptedUpstream
@@ -206,3 +206,88 @@ def test_retry_after_beyond_the_deadline_fails_fast(
 def test_readyz_shows_the_breaker(gateway_with_deadline: str) -> None:
     report = httpx.get(f"{gateway_with_deadline}/readyz").json()
     assert report["upstreams"]["svc"]["breaker"] == "closed"
+
+
+async def test_rate_limit_spaces_calls_to_the_upstream(
+    scripted: tuple[ScriptedUpstream, str],
+) -> None:
+    double, url = scripted
+    upstream = rest(url, dedup=False, rate_limit={"rate": 40, "burst": 1})
+    await asyncio.gather(*(upstream.get("/items", params={"i": i}) for i in range(20)))
+    await upstream.aclose()
+    arrivals = sorted(r.at for r in double.received)
+    assert len(arrivals) == 20
+    # 20 calls at 40/s with a burst of 1: never more than one call per 25 ms on average.
+    for first in range(20):
+        for last in range(first + 5, 20):
+            assert arrivals[last] - arrivals[first] >= (last - first) / 40 - 0.01
+
+
+async def test_bulkhead_caps_calls_in_flight_and_rejects_beyond_its_queue(
+    scripted: tuple[ScriptedUpstream, str],
+) -> None:
+    double, url = scripted
+    double.default.delay = 0.3
+    upstream = rest(
+        url, dedup=False, retry={"attempts": 3}, bulkhead={"max_concurrent": 2, "max_queue": 1}
+    )
+    results = await asyncio.gather(
+        *(upstream.get("/items", params={"i": i}) for i in range(5)), return_exceptions=True
+    )
+    await upstream.aclose()
+    refused = [r for r in results if isinstance(r, UpstreamUnavailable)]
+    assert len(refused) == 2 and len(double.received) == 3  # refusals are not retried
+    assert str(refused[0]) == "too many calls to svc are already waiting"
+    assert upstream.breaker is not None and upstream.breaker.state == "closed"
+
+
+async def test_an_answer_over_the_size_cap_is_a_bad_response(
+    scripted: tuple[ScriptedUpstream, str],
+) -> None:
+    double, url = scripted
+    double.answer(body=b'{"big": "' + b"x" * 5000 + b'"}')
+    upstream = rest(url, max_response_bytes=1024)
+    with pytest.raises(UpstreamBadResponse, match="svc answered with more than 1024 bytes"):
+        await upstream.get("/items")
+    await upstream.aclose()
+
+
+async def test_policies_report_what_they_did(scripted: tuple[ScriptedUpstream, str]) -> None:
+    double, url = scripted
+    double.answer(503)
+    seen: list[tuple[str, str, dict[str, Any]]] = []
+    events.listen(lambda *event: seen.append(event))
+    try:
+        upstream = rest(url, retry={"attempts": 2, "base_delay": 0.01})
+        await upstream.get("/items")
+        await upstream.aclose()
+    finally:
+        events._listeners.clear()
+    [(name, upstream_name, fields)] = seen
+    assert (name, upstream_name, fields["attempt"], fields["reason"]) == (
+        "retry",
+        "svc",
+        1,
+        "UPSTREAM_UNAVAILABLE",
+    )
+    assert 0 <= fields["delay"] <= 0.01
+
+
+async def test_a_loader_fallback_serves_a_value_instead_of_the_error(
+    scripted: tuple[ScriptedUpstream, str],
+) -> None:
+    double, url = scripted
+    double.default.status = 503
+    registry = LoaderRegistry()
+
+    @registry.loader("prices", fallback=lambda key, error: {"id": key, "price": None})
+    async def prices(ctx: Context, ids: list[str]) -> list[Any]:
+        return list(await ctx.upstreams.rest("svc").get("/prices", params={"ids": ",".join(ids)}))
+
+    upstreams = Upstreams({"svc": rest(url, retry={"attempts": 1})})
+    context = Context(request=None, response=None, upstreams=upstreams, registry=registry)  # type: ignore[arg-type]
+    assert await context.loaders["prices"].load_many(["a", "b"]) == [
+        {"id": "a", "price": None},
+        {"id": "b", "price": None},
+    ]
+    await upstreams.aclose()

@@ -268,3 +268,55 @@ def test_health_path_must_be_a_path(path: str) -> None:
     data = minimal(crm={"kind": "rest", "url": "http://x", "health_path": path})
     [(key, reason)] = errors_of(data)
     assert key == "upstreams.crm.health_path" and reason.startswith("string should match pattern")
+
+
+@pytest.mark.parametrize(
+    ("policy", "path", "reason"),
+    [
+        (
+            {"retry": {"attempts": 0}},
+            "upstreams.crm.retry.attempts",
+            "input should be greater than or equal to 1",
+        ),
+        (
+            {"retry": {"base_delay": -1}},
+            "upstreams.crm.retry.base_delay",
+            "input should be greater than 0",
+        ),
+        (
+            {"breaker": {"half_open_probes": 0}},
+            "upstreams.crm.breaker.half_open_probes",
+            "input should be greater than or equal to 1",
+        ),
+        (
+            {"breaker": {"failure_rate": 1.5}},
+            "upstreams.crm.breaker.failure_rate",
+            "input should be less than or equal to 1",
+        ),
+        (
+            {"rate_limit": {"rate": "fast"}},
+            "upstreams.crm.rate_limit.rate",
+            "input should be a valid number, unable to parse string as a number",
+        ),
+        ({"rate_limit": {"burst": 2}}, "upstreams.crm.rate_limit.rate", "required key is missing"),
+        (
+            {"bulkhead": {"max_concurrent": 0}},
+            "upstreams.crm.bulkhead.max_concurrent",
+            "input should be greater than or equal to 1",
+        ),
+        ({"timeout": -3}, "upstreams.crm.timeout", "input should be greater than 0"),
+        (
+            {"max_response_bytes": 10},
+            "upstreams.crm.max_response_bytes",
+            "input should be greater than or equal to 1024",
+        ),
+    ],
+)
+def test_bad_policy_values_name_their_key(policy: dict[str, Any], path: str, reason: str) -> None:
+    assert errors_of(minimal(crm={"kind": "rest", "url": "http://x", **policy})) == [(path, reason)]
+
+
+def test_request_timeout_must_be_positive() -> None:
+    assert errors_of({"schema": "a:b", "server": {"request_timeout": 0}}) == [
+        ("server.request_timeout", "input should be greater than 0")
+    ]

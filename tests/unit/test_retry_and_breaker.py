@@ -9,7 +9,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from graftql.config import BreakerConfig, RetryConfig
+from graftql.config import BreakerConfig, RateLimitConfig, RetryConfig
 from graftql.errors import (
     CircuitOpen,
     UpstreamAuthError,
@@ -20,6 +20,7 @@ from graftql.errors import (
     UpstreamUnavailable,
 )
 from graftql.upstreams.breaker import CircuitBreaker
+from graftql.upstreams.limits import RateLimiter, Rejected
 from graftql.upstreams.retry import RetryBudget, RetryPolicy, parse_retry_after
 
 
@@ -195,3 +196,30 @@ def test_a_cancelled_probe_gives_its_slot_back() -> None:
     assert cb.allow() and not cb.allow()
     cb.release()
     assert cb.allow()
+
+
+def test_token_bucket_arithmetic() -> None:
+    clock = Clock()
+    limiter = RateLimiter(RateLimitConfig(rate=10, burst=2), clock=clock)
+    assert [limiter.reserve(None) for _ in range(4)] == pytest.approx([0, 0, 0.1, 0.2])
+    with pytest.raises(Rejected):
+        limiter.reserve(0.25)  # the next token is 0.3 s away: more than the budget
+    assert limiter.reserve(0.35) == pytest.approx(0.3)  # the refusal took nothing
+    clock.now += 10
+    assert limiter.reserve(None) == 0  # refilled, but never beyond the burst
+    assert limiter.reserve(None) == 0
+    assert limiter.reserve(None) == pytest.approx(0.1)
+
+
+def test_upstream_quota_headers_pause_calls_until_the_reset() -> None:
+    clock = Clock()
+    limiter = RateLimiter(None, clock=clock)
+    limiter.observe(
+        httpx.Response(200, headers={"RateLimit-Remaining": "0", "RateLimit-Reset": "5"})
+    )
+    assert limiter.remaining == 0
+    assert limiter.reserve(None) == 5
+    with pytest.raises(Rejected):
+        limiter.reserve(1)
+    limiter.observe(httpx.Response(200, headers={"X-RateLimit-Remaining": "7"}))
+    assert limiter.remaining == 7 and limiter.reserve(None) == 0

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiodataloader import DataLoader
 
-from graftql.errors import UnknownName
+from graftql.errors import UnknownName, UpstreamError
+from graftql.upstreams.events import emit
 
 if TYPE_CHECKING:
     from graftql.resolvers.context import Context
@@ -34,6 +35,7 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 BatchLoadFn = Callable[["Context", list[Any]], Awaitable[Sequence[Any]]]
+Fallback = Callable[[Any, UpstreamError], Any]
 _F = TypeVar("_F", bound=BatchLoadFn)
 
 
@@ -48,6 +50,7 @@ class _LoaderSpec:
     name: str
     batch_load: BatchLoadFn
     max_batch_size: int
+    fallback: Fallback | None
 
 
 class LoaderRegistry:
@@ -56,10 +59,15 @@ class LoaderRegistry:
     def __init__(self) -> None:
         self._specs: dict[str, _LoaderSpec] = {}
 
-    def loader(self, name: str, *, max_batch_size: int = 100) -> Callable[[_F], _F]:
+    def loader(
+        self, name: str, *, max_batch_size: int = 100, fallback: Fallback | None = None
+    ) -> Callable[[_F], _F]:
         """Register an async batch function ``(ctx, keys) -> results aligned with keys``.
 
-        A result may be an ``Exception`` instance to fail just that key.
+        A result may be an ``Exception`` instance to fail just that key. ``fallback(key,
+        error)`` is called for each key whose upstream call failed (an ``UpstreamError``): what
+        it returns is served instead of the error (a static value, or the last good value from
+        a cache); when it raises, the error stands.
         """
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
@@ -67,7 +75,7 @@ class LoaderRegistry:
         def register(fn: _F) -> _F:
             if name in self._specs:
                 raise ValueError(f"a loader named {name!r} is already registered")
-            self._specs[name] = _LoaderSpec(name, fn, max_batch_size)
+            self._specs[name] = _LoaderSpec(name, fn, max_batch_size, fallback)
             return fn
 
         return register
@@ -83,12 +91,30 @@ class LoaderRegistry:
 
 
 async def _run(spec: _LoaderSpec, context: Context, keys: list[Any]) -> list[Any]:
-    results = list(await spec.batch_load(context, keys))
+    try:
+        results: list[Any] = list(await spec.batch_load(context, keys))
+    except UpstreamError as error:
+        if spec.fallback is None:
+            raise
+        results = [error] * len(keys)
     if len(results) != len(keys):
         raise RuntimeError(
             f"loader {spec.name!r} returned {len(results)} results for {len(keys)} keys"
         )
+    if spec.fallback is not None:
+        results = [_fallback(spec, k, r) for k, r in zip(keys, results, strict=True)]
     return results
+
+
+def _fallback(spec: _LoaderSpec, key: Any, result: Any) -> Any:
+    if not isinstance(result, UpstreamError) or spec.fallback is None:
+        return result
+    try:
+        value = spec.fallback(key, result)
+    except Exception:
+        return result
+    emit("fallback", result.upstream, loader=spec.name, reason=result.code)
+    return value
 
 
 class RequestLoaders:

@@ -12,7 +12,7 @@ import httpx
 
 from graftql.config import GatewayConfig
 from graftql.errors import UnknownName
-from graftql.upstreams import deadline
+from graftql.upstreams import deadline, events
 from graftql.upstreams.base import Probe, Upstream
 from graftql.upstreams.graphql import GraphQLUpstream, UpstreamGraphQLErrors
 from graftql.upstreams.rest import RestUpstream, encode_segment, expand_path
@@ -26,6 +26,7 @@ __all__ = [
     "Upstreams",
     "deadline",
     "encode_segment",
+    "events",
     "expand_path",
 ]
 

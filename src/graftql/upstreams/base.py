@@ -41,9 +41,11 @@ from graftql.errors import (
 from graftql.upstreams import deadline
 from graftql.upstreams.auth import build_auth
 from graftql.upstreams.breaker import CircuitBreaker
+from graftql.upstreams.events import emit
+from graftql.upstreams.limits import Bulkhead, RateLimiter, Rejected
 from graftql.upstreams.retry import RetryPolicy
 from graftql.upstreams.singleflight import SingleFlight, request_key
-from graftql.upstreams.transport import PooledTransport
+from graftql.upstreams.transport import BodyTooLarge, PooledTransport
 
 __all__ = ["Probe", "Upstream"]
 
@@ -89,6 +91,8 @@ class Upstream:
         self.flights: SingleFlight[httpx.Response] = SingleFlight()
         self.retry = RetryPolicy(config.retry)
         self.breaker = CircuitBreaker(config.breaker) if config.breaker.enabled else None
+        self.rate = RateLimiter(config.rate_limit)
+        self.bulkhead = Bulkhead(config.bulkhead)
         seconds = config.timeout
         self._timeout = {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
 
@@ -109,7 +113,11 @@ class Upstream:
             content = orjson.dumps(json_body)
             all_headers["content-type"] = "application/json"
         return httpx.Request(
-            method, url, headers=all_headers, content=content, extensions={"timeout": self._timeout}
+            method,
+            url,
+            headers=all_headers,
+            content=content,
+            extensions={"timeout": self._timeout, "max_body": self.config.max_response_bytes},
         )
 
     async def send(
@@ -153,37 +161,71 @@ class Upstream:
                 left = deadline.remaining()
                 if (left is not None and pause >= left) or not policy.budget.try_spend():
                     raise  # waiting would outlast the request, or we retry too much already
-                logger.info(
-                    "retrying %s in %.3fs (attempt %d failed: %s)",
-                    self.name,
-                    pause,
-                    attempt,
-                    error.code,
-                )
+                emit("retry", self.name, attempt=attempt, delay=pause, reason=error.code)
                 await asyncio.sleep(pause)
                 attempt += 1
 
     async def _guarded(self, request: httpx.Request) -> httpx.Response:
-        """One attempt behind the circuit breaker."""
+        """One attempt behind the bulkhead, the circuit breaker and the rate limit."""
+        try:
+            await self.bulkhead.acquire(deadline.remaining())
+        except Rejected:
+            emit("rejected", self.name, by="bulkhead")
+            raise self._refused(
+                UpstreamUnavailable, f"too many calls to {self.name} are already waiting"
+            ) from None
+        try:
+            return await self._behind_breaker(request)
+        finally:
+            self.bulkhead.release()
+
+    async def _behind_breaker(self, request: httpx.Request) -> httpx.Response:
         breaker = self.breaker
         if breaker is None:
-            return await self._attempt(request)
+            return await self._rate_limited(request)
         if not breaker.allow():
             raise CircuitOpen(
                 self.name,
                 f"{self.name} is failing; calls are paused for {breaker.retry_in():.0f}s",
             )
+        before = breaker.state
         started = time.monotonic()
         try:
-            response = await self._attempt(request)
+            response = await self._rate_limited(request)
         except UpstreamError as error:
-            breaker.record(failed=_is_outage(error), duration=time.monotonic() - started)
+            if error.retryable:  # the gateway's own refusals say nothing about the upstream
+                breaker.record(failed=_is_outage(error), duration=time.monotonic() - started)
+            else:
+                breaker.release()
             raise
         except BaseException:
             breaker.release()
             raise
-        breaker.record(failed=False, duration=time.monotonic() - started)
+        else:
+            breaker.record(failed=False, duration=time.monotonic() - started)
+        finally:
+            if breaker.state != before:
+                emit("breaker", self.name, state=breaker.state)
         return response
+
+    async def _rate_limited(self, request: httpx.Request) -> httpx.Response:
+        try:
+            wait = self.rate.reserve(deadline.remaining())
+        except Rejected as rejected:
+            emit("rejected", self.name, by="rate_limit", wait=rejected.wait)
+            raise self._refused(
+                UpstreamRateLimited,
+                f"the gateway's rate limit for {self.name} leaves no call before the deadline",
+            ) from None
+        if wait > 0:
+            emit("rate_limit_wait", self.name, seconds=wait)
+            await asyncio.sleep(wait)
+        return await self._attempt(request)
+
+    def _refused(self, kind: type[UpstreamError], message: str) -> UpstreamError:
+        error = kind(self.name, message)
+        error.retryable = False
+        return error
 
     async def _attempt(self, request: httpx.Request) -> httpx.Response:
         limit = self.config.timeout
@@ -207,6 +249,11 @@ class Upstream:
                 if limit == self.config.timeout
                 else f"the request's deadline passed before {self.name} answered",
             ) from exc
+        except BodyTooLarge as exc:
+            raise UpstreamBadResponse(
+                self.name,
+                f"{self.name} answered with more than {self.config.max_response_bytes} bytes",
+            ) from exc
         except httpx.ConnectError as exc:
             raise UpstreamUnavailable(self.name, f"{self.name} could not be reached") from exc
         except httpx.RemoteProtocolError as exc:
@@ -215,6 +262,7 @@ class Upstream:
             ) from exc
         except httpx.HTTPError as exc:
             raise UpstreamUnavailable(self.name, f"the connection to {self.name} was lost") from exc
+        self.rate.observe(response)
         self.raise_for_status(response)
         return response
 

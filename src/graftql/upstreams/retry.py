@@ -109,7 +109,10 @@ class RetryPolicy:
 
     @staticmethod
     def is_retryable(error: UpstreamError) -> bool:
-        """Connect errors, lost connections, timeouts, 408, 429, 502, 503, 504; never other 4xx."""
+        """Connect errors, lost connections, timeouts, 408, 429, 502, 503, 504; never other 4xx,
+        and never a call the gateway's own limits refused."""
+        if not error.retryable:
+            return False
         if error.status is not None:
             return error.status in _RETRY_STATUSES
         return isinstance(error, UpstreamUnavailable | UpstreamTimeout | UpstreamRateLimited)

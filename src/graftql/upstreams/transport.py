@@ -18,7 +18,11 @@ import aiohttp
 import httpx
 from yarl import URL
 
-__all__ = ["PooledTransport"]
+__all__ = ["BodyTooLarge", "PooledTransport"]
+
+
+class BodyTooLarge(httpx.HTTPError):
+    """The answer is larger than the request's ``max_body`` extension allows."""
 
 
 class PooledTransport(httpx.AsyncBaseTransport):
@@ -61,10 +65,8 @@ class PooledTransport(httpx.AsyncBaseTransport):
                     sock_connect=timeout.get("connect"), sock_read=timeout.get("read")
                 ),
             ) as response:
-                body = await response.read()
-                headers = [
-                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers
-                ]
+                body = await _read(response, request.extensions.get("max_body"))
+                headers = response.raw_headers
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
         except aiohttp.ClientConnectorError as exc:
@@ -80,3 +82,19 @@ class PooledTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def _read(response: aiohttp.ClientResponse, limit: int | None) -> bytes:
+    """The whole body, but never more than ``limit`` bytes of it in memory."""
+    if limit is None:
+        return await response.read()
+    if (response.content_length or 0) > limit:
+        raise BodyTooLarge(f"{response.content_length} bytes announced")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"more than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

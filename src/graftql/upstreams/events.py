@@ -1,0 +1,38 @@
+"""What the policies did, as events: one small interface for metrics, logs and tests.
+
+``listen(callback)`` registers ``callback(event, upstream, fields)``; every policy reports
+through ``emit``. Events: ``retry`` (attempt, delay, reason), ``breaker`` (state),
+``rate_limit_wait`` (seconds), ``rejected`` (by: bulkhead | rate_limit | deadline),
+``fallback`` (loader, reason), ``quota`` (remaining). A listener must be quick and must not
+raise; one that does is dropped from that event only, never from the call that emitted it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Listener", "emit", "listen", "unlisten"]
+
+Listener = Callable[[str, str, dict[str, Any]], None]
+
+_listeners: list[Listener] = []
+logger = logging.getLogger("graftql.upstreams")
+
+
+def listen(listener: Listener) -> None:
+    _listeners.append(listener)
+
+
+def unlisten(listener: Listener) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
+def emit(event: str, upstream: str, **fields: Any) -> None:
+    for listener in _listeners:
+        try:
+            listener(event, upstream, fields)
+        except Exception:
+            logger.exception("an event listener failed on %s", event)
