@@ -118,19 +118,22 @@ class UpstreamError(GraftqlError):
 
 
 class UpstreamTimeout(UpstreamError):
-    """The upstream did not answer within its timeout, or answered 408 or 504."""
+    """The upstream did not answer within its timeout or the request's deadline, or answered
+    408 or 504."""
 
     code = "UPSTREAM_TIMEOUT"
 
 
 class UpstreamUnavailable(UpstreamError):
-    """The upstream could not be reached, or answered 502/503/504 (it is down or overloaded)."""
+    """The upstream could not be reached, the connection was lost, it answered 502 or 503, or
+    the gateway's bulkhead for it is full."""
 
     code = "UPSTREAM_UNAVAILABLE"
 
 
 class UpstreamRateLimited(UpstreamError):
-    """The upstream answered 429 Too Many Requests."""
+    """The upstream answered 429 Too Many Requests, or the gateway's own rate limit for it
+    leaves no call before the request's deadline."""
 
     code = "UPSTREAM_RATE_LIMITED"
 

@@ -223,3 +223,12 @@ def test_upstream_quota_headers_pause_calls_until_the_reset() -> None:
         limiter.reserve(1)
     limiter.observe(httpx.Response(200, headers={"X-RateLimit-Remaining": "7"}))
     assert limiter.remaining == 7 and limiter.reserve(None) == 0
+
+
+def test_retry_budget_forgets_old_calls_even_without_retries() -> None:
+    clock = Clock()
+    budget = RetryBudget(0.2, window=10, clock=clock)
+    for _ in range(10_000):
+        budget.record_call()
+        clock.now += 1
+    assert len(budget._calls) <= 11  # bounded by the window, not by the traffic

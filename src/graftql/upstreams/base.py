@@ -2,8 +2,9 @@
 transport failures and HTTP statuses become graftql errors, and a reachability probe.
 
 ``send`` is where the policy pipeline of DESIGN.md runs; it knows nothing of REST versus
-GraphQL. Today it applies the upstream's credentials and the per-attempt timeout and
-classifies the outcome; retries, the circuit breaker, rate limits and caching wrap this call.
+GraphQL: in-flight dedup, retries within the request's deadline and the retry budget, and per
+attempt the bulkhead, the circuit breaker, the rate limit, the credentials and the timeout
+(docs/resilience.md). The response cache will wrap this same call.
 
 Requests and responses are httpx objects and credentials are ``httpx.Auth`` flows, but
 ``send`` drives the transport itself instead of going through ``httpx.AsyncClient.send``: the
@@ -43,7 +44,7 @@ from graftql.upstreams.auth import build_auth
 from graftql.upstreams.breaker import CircuitBreaker
 from graftql.upstreams.events import emit
 from graftql.upstreams.limits import Bulkhead, RateLimiter, Rejected
-from graftql.upstreams.retry import RetryPolicy
+from graftql.upstreams.retry import IDEMPOTENT_METHODS, RetryPolicy
 from graftql.upstreams.singleflight import SingleFlight, request_key
 from graftql.upstreams.transport import BodyTooLarge, PooledTransport
 
@@ -52,6 +53,7 @@ __all__ = ["Probe", "Upstream"]
 logger = logging.getLogger("graftql.upstreams")
 
 _PROBE_TIMEOUT = 2.0
+_MAX_PAUSE = 60.0  # the longest retry wait without a request deadline
 _USER_AGENT = f"graftql/{__version__}"
 
 
@@ -131,8 +133,8 @@ class Upstream:
         already in flight share its outcome (unless the upstream sets ``dedup: false``).
 
         The policies, outermost first: in-flight dedup, then the retry loop (within the
-        request's deadline and the retry budget), then per attempt the circuit breaker, the
-        credentials and the attempt's timeout.
+        request's deadline and the retry budget), then per attempt the bulkhead, the circuit
+        breaker, the rate limit, the credentials and the attempt's timeout.
         """
         if idempotent is None:
             idempotent = request.method in ("GET", "HEAD")
@@ -144,7 +146,12 @@ class Upstream:
     async def _call(self, request: httpx.Request, *, idempotent: bool) -> httpx.Response:
         policy = self.retry
         key_header = policy.config.idempotency_key_header
-        if key_header and not idempotent and key_header not in request.headers:
+        if (
+            key_header
+            and not idempotent
+            and request.method not in IDEMPOTENT_METHODS
+            and key_header not in request.headers
+        ):
             request.headers[key_header] = uuid.uuid4().hex  # the same key on every attempt
         retryable = policy.config.attempts > 1 and policy.may_retry(request, idempotent)
         policy.budget.record_call()
@@ -159,7 +166,9 @@ class Upstream:
                     raise
                 pause = policy.delay(attempt, error)
                 left = deadline.remaining()
-                if (left is not None and pause >= left) or not policy.budget.try_spend():
+                if left is None:
+                    left = _MAX_PAUSE  # no deadline (a WebSocket operation): still a bound
+                if pause >= left or not policy.budget.try_spend():
                     raise  # waiting would outlast the request, or we retry too much already
                 emit("retry", self.name, attempt=attempt, delay=pause, reason=error.code)
                 await asyncio.sleep(pause)
@@ -189,9 +198,10 @@ class Upstream:
                 f"{self.name} is failing; calls are paused for {breaker.retry_in():.0f}s",
             )
         before = breaker.state
-        started = time.monotonic()
         try:
-            response = await self._rate_limited(request)
+            await self._take_rate_token()
+            started = time.monotonic()  # a slow call is the upstream's time, not our queueing
+            response = await self._attempt(request)
         except UpstreamError as error:
             if error.retryable:  # the gateway's own refusals say nothing about the upstream
                 breaker.record(failed=_is_outage(error), duration=time.monotonic() - started)
@@ -209,6 +219,10 @@ class Upstream:
         return response
 
     async def _rate_limited(self, request: httpx.Request) -> httpx.Response:
+        await self._take_rate_token()
+        return await self._attempt(request)
+
+    async def _take_rate_token(self) -> None:
         try:
             wait = self.rate.reserve(deadline.remaining())
         except Rejected as rejected:
@@ -220,7 +234,6 @@ class Upstream:
         if wait > 0:
             emit("rate_limit_wait", self.name, seconds=wait)
             await asyncio.sleep(wait)
-        return await self._attempt(request)
 
     def _refused(self, kind: type[UpstreamError], message: str) -> UpstreamError:
         error = kind(self.name, message)
@@ -231,9 +244,9 @@ class Upstream:
         limit = self.config.timeout
         left = deadline.remaining()
         if left is not None and left < limit:
-            if left <= 0:
-                raise UpstreamTimeout(
-                    self.name, f"the request's deadline passed before {self.name} answered"
+            if left <= 0:  # nothing was sent: this says nothing about the upstream
+                raise self._refused(
+                    UpstreamTimeout, f"the request's deadline passed before {self.name} answered"
                 )
             limit = left
         try:
@@ -285,9 +298,12 @@ class Upstream:
     async def _roundtrip(self, request: httpx.Request) -> httpx.Response:
         response = await self.transport.handle_async_request(request)
         try:
-            await response.aread()
+            body = await response.aread()  # decoded: a compressed answer is checked unpacked too
         finally:
             await response.aclose()
+        limit = request.extensions.get("max_body")
+        if limit is not None and len(body) > limit:
+            raise BodyTooLarge(f"more than {limit} bytes")
         return response
 
     def raise_for_status(self, response: httpx.Response) -> None:

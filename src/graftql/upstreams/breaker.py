@@ -34,6 +34,7 @@ class CircuitBreaker:
         self._state: State = "closed"
         self._opened_at = 0.0
         self._outcomes: deque[tuple[float, bool]] = deque()  # (when, failed)
+        self._failures = 0  # failed outcomes in _outcomes, kept in step (no recount per call)
         self._probes_out = 0
         self._probes_ok = 0
         self.changes: list[tuple[float, State]] = []  # transitions, for /readyz and metrics
@@ -75,14 +76,16 @@ class CircuitBreaker:
         if self._state == "open":
             return  # a call admitted before the breaker opened
         self._outcomes.append((now, failed))
+        self._failures += failed
         horizon = now - self.config.window
         while self._outcomes and self._outcomes[0][0] < horizon:
-            self._outcomes.popleft()
+            self._failures -= self._outcomes.popleft()[1]
         total = len(self._outcomes)
-        if total >= self.config.minimum_calls:
-            failures = sum(1 for _, bad in self._outcomes if bad)
-            if failures / total >= self.config.failure_rate:
-                self._open(now)
+        if (
+            total >= self.config.minimum_calls
+            and self._failures / total >= self.config.failure_rate
+        ):
+            self._open(now)
 
     def release(self) -> None:
         """A probe that ended without an outcome (cancelled) gives its slot back."""
@@ -96,6 +99,7 @@ class CircuitBreaker:
     def _move(self, state: State) -> None:
         self._state = state
         self._outcomes.clear()
+        self._failures = 0
         self._probes_out = self._probes_ok = 0
         self.changes.append((self._clock(), state))
         del self.changes[:-20]

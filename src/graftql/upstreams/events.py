@@ -2,9 +2,9 @@
 
 ``listen(callback)`` registers ``callback(event, upstream, fields)``; every policy reports
 through ``emit``. Events: ``retry`` (attempt, delay, reason), ``breaker`` (state),
-``rate_limit_wait`` (seconds), ``rejected`` (by: bulkhead | rate_limit | deadline),
-``fallback`` (loader, reason), ``quota`` (remaining). A listener must be quick and must not
-raise; one that does is dropped from that event only, never from the call that emitted it.
+``rate_limit_wait`` (seconds), ``rejected`` (by: bulkhead | rate_limit), ``fallback``
+(loader, reason). A listener must be quick; if it raises, the error is logged and the call
+that emitted the event goes on as if nothing happened.
 """
 
 from __future__ import annotations

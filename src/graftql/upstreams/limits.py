@@ -23,6 +23,8 @@ from graftql.config import BulkheadConfig, RateLimitConfig
 
 __all__ = ["Bulkhead", "RateLimiter", "Rejected"]
 
+_MAX_QUOTA_PAUSE = 60.0
+
 
 class Rejected(Exception):
     """A limit refused the call; ``wait`` says how long it would have had to wait (seconds)."""
@@ -70,9 +72,13 @@ class RateLimiter:
         reset = headers.get("ratelimit-reset") or headers.get("x-ratelimit-reset")
         if reset and reset.strip().isdigit():
             value = int(reset)
-            # Seconds to wait, or (X- form, large values) a unix time of the reset.
+            # Seconds to wait, or (X- form, large values) a unix time of the reset, in seconds
+            # or milliseconds. Never trust it for more than a minute: a wrong reading would
+            # otherwise stop all calls, and then nothing could correct it.
+            if value > 10**12:
+                value //= 1000
             seconds = value - time.time() if value > 10**9 else value
-            self._quota_reset = self._clock() + max(0.0, seconds)
+            self._quota_reset = self._clock() + min(_MAX_QUOTA_PAUSE, max(0.0, seconds))
 
 
 class Bulkhead:

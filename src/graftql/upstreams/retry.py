@@ -73,7 +73,9 @@ class RetryBudget:
                 events.popleft()
 
     def record_call(self) -> None:
-        self._calls.append(self._clock())
+        now = self._clock()
+        self._prune(now)  # also here: an upstream that never needs a retry must not grow this
+        self._calls.append(now)
 
     def try_spend(self) -> bool:
         """Take one retry from the budget; False when it is used up."""
