@@ -60,16 +60,6 @@ class Query:
 SCHEMA = GatewaySchema(query=Query, loaders=loaders)
 
 
-@pytest.fixture
-def remote() -> Iterator[tuple[ScriptedUpstream, str]]:
-    upstream = ScriptedUpstream()
-    url = upstream.start()
-    try:
-        yield upstream, url
-    finally:
-        upstream.stop()
-
-
 def start(url: str, env: str) -> ServerThread:
     config = parse_config(
         {
@@ -82,23 +72,23 @@ def start(url: str, env: str) -> ServerThread:
 
 
 @pytest.fixture
-def dev(remote: tuple[ScriptedUpstream, str]) -> Iterator[str]:
-    server = start(remote[1], "development")
+def dev(scripted: tuple[ScriptedUpstream, str]) -> Iterator[str]:
+    server = start(scripted[1], "development")
     yield server.url
     server.stop()
 
 
 @pytest.fixture
-def prod(remote: tuple[ScriptedUpstream, str]) -> Iterator[str]:
-    server = start(remote[1], "production")
+def prod(scripted: tuple[ScriptedUpstream, str]) -> Iterator[str]:
+    server = start(scripted[1], "production")
     yield server.url
     server.stop()
 
 
 def test_graphql_upstream_receives_the_document_at_its_exact_url(
-    dev: str, remote: tuple[ScriptedUpstream, str]
+    dev: str, scripted: tuple[ScriptedUpstream, str]
 ) -> None:
-    upstream, _ = remote
+    upstream, _ = scripted
     upstream.answer(json_body={"data": {"echo": "hi back"}})
     assert graphql(dev, "{ echo }") == {"data": {"echo": "hi back"}}
     [request] = upstream.received
@@ -120,9 +110,9 @@ def test_graphql_upstream_receives_the_document_at_its_exact_url(
     ],
 )
 def test_graphql_upstream_bad_answers(
-    dev: str, remote: tuple[ScriptedUpstream, str], answer: dict[str, Any], message: str | None
+    dev: str, scripted: tuple[ScriptedUpstream, str], answer: dict[str, Any], message: str | None
 ) -> None:
-    upstream, _ = remote
+    upstream, _ = scripted
     upstream.answer(**answer)
     body = graphql(dev, "{ echo hello }")
     assert body["data"] == {"echo": None, "hello": "world"}
@@ -158,9 +148,9 @@ def test_production_has_no_graphiql_and_no_introspection(prod: str) -> None:
 
 
 def test_production_masks_unexpected_errors_but_not_upstream_errors(
-    prod: str, remote: tuple[ScriptedUpstream, str], caplog: pytest.LogCaptureFixture
+    prod: str, scripted: tuple[ScriptedUpstream, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    upstream, _ = remote
+    upstream, _ = scripted
     upstream.answer(503, json_body={"error": "maintenance"}, times=2)  # the first try and one retry
     body = graphql(prod, "{ boom echo hello }")
     assert body["data"] == {"boom": None, "echo": None, "hello": "world"}
