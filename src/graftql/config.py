@@ -6,7 +6,8 @@ key path (``upstreams.crm.timeout: must be greater than 0``). Unknown keys are e
 is never silently ignored.
 
 Secrets are references, never literals: ``${ENV_VAR}``, ``${ENV_VAR:-default}`` or
-``file:/run/secrets/name``. Plain settings such as URLs may use ``${VAR}`` inside a string too.
+``file:/run/secrets/name`` (``graftql.references``). Plain settings such as URLs may use
+``${VAR}`` inside a string too.
 """
 
 from __future__ import annotations
@@ -21,18 +22,16 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    GetCoreSchemaHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_core import core_schema
 
 from graftql.errors import ConfigError
+from graftql.references import EnvStr, Secret, environ_of, expand_env, is_reference
 
 __all__ = [
     "ApiKeyAuth",
@@ -54,108 +53,8 @@ __all__ = [
     "parse_config",
 ]
 
-_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_WHOLE_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}$")
-
 # Header names whose values are credentials: a literal value for one of them is a config error.
 _SENSITIVE_HEADER = re.compile(r"authorization|cookie|api[-_]?key|token|secret|password|signature")
-
-
-def expand_env(value: Any, environ: Mapping[str, str] | None = None) -> Any:
-    """Replace each ``${VAR}`` / ``${VAR:-default}`` in a string; ``$${`` stays a literal ``${``.
-
-    Variables come from ``environ`` (default: the process environment).
-    """
-    if not isinstance(value, str) or "${" not in value:
-        return value
-    env = os.environ if environ is None else environ
-
-    def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        found = env.get(name)
-        if found is None:
-            if default is None:
-                raise ValueError(f"environment variable {name} is not set")
-            return default
-        return found
-
-    parts = value.split("$${")
-    return "${".join(_REF.sub(replace, part) for part in parts)
-
-
-def _environ(info: ValidationInfo) -> Mapping[str, str] | None:
-    context = info.context
-    return context.get("environ") if isinstance(context, dict) else None
-
-
-EnvStr = Annotated[str, BeforeValidator(lambda v, info: expand_env(v, _environ(info)))]
-
-
-class Secret:
-    """A credential given by reference; its value is never shown by ``str`` or ``repr``.
-
-    ``reference`` is what the file said (``${CRM_API_KEY}`` or ``file:/run/secrets/crm``);
-    ``reveal()`` returns the value. ``file:`` secrets are read again by ``reload()`` so that a
-    rotated key takes effect without a restart.
-    """
-
-    __slots__ = ("_value", "reference")
-
-    def __init__(self, reference: str, *, environ: Mapping[str, str] | None = None) -> None:
-        self.reference = reference
-        self._value = self._resolve(environ)
-        if not self._value:
-            raise ValueError("the secret is empty")
-
-    def _resolve(self, environ: Mapping[str, str] | None = None) -> str:
-        ref = self.reference
-        if ref.startswith("file:"):
-            path = Path(ref[len("file:") :])
-            try:
-                return path.read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as exc:
-                raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
-        match = _WHOLE_REF.match(ref)
-        if match is None:
-            raise ValueError(
-                "must be a secret reference (${ENV_VAR}, ${ENV_VAR:-default} or file:/path), "
-                "not a literal value"
-            )
-        result: str = expand_env(ref, environ)
-        return result
-
-    def reveal(self) -> str:
-        return self._value
-
-    def reload(self) -> None:
-        self._value = self._resolve()
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other.reference == self.reference
-
-    def __hash__(self) -> int:
-        return hash(self.reference)
-
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        def validate(value: Any, info: ValidationInfo) -> Secret:
-            if isinstance(value, Secret):
-                return value
-            if not isinstance(value, str):
-                raise ValueError("must be a secret reference string")
-            return cls(value, environ=_environ(info))
-
-        return core_schema.with_info_plain_validator_function(
-            validate,
-            serialization=core_schema.plain_serializer_function_ser_schema(lambda _: "***"),
-        )
 
 
 class _Model(BaseModel):
@@ -341,15 +240,15 @@ class UpstreamConfig(_Model):
                 raise ValueError(f"{name!r} is not a valid header name")
             if not isinstance(raw, str):
                 raise ValueError(f"header {name!r}: the value must be a string")
-            if raw.startswith("file:") or _WHOLE_REF.match(raw):
-                out[name] = Secret(raw, environ=_environ(info))
+            if is_reference(raw):
+                out[name] = Secret(raw, environ=environ_of(info))
             elif _SENSITIVE_HEADER.search(name.lower()):
                 raise ValueError(
                     f"header {name!r} carries a credential: its value must be a secret reference "
                     "(${ENV_VAR} or file:/path), not a literal value"
                 )
             else:
-                out[name] = expand_env(raw, _environ(info))
+                out[name] = expand_env(raw, environ_of(info))
         return out
 
 
