@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 
 from graftql.config import UpstreamConfig
-from graftql.errors import UpstreamUnavailable
-from graftql.upstreams import GraphQLUpstream, RestUpstream
+from graftql.errors import UpstreamTimeout, UpstreamUnavailable
+from graftql.upstreams import GraphQLUpstream, RestUpstream, deadline
 from integration.scripted import ScriptedUpstream
 
 
@@ -110,3 +111,21 @@ async def test_graphql_queries_are_shared_mutations_never(
     await asyncio.gather(*(upstream.execute(document, variables) for _ in range(4)))
     await upstream.aclose()
     assert len(double.received) == (1 if shared else 4)
+
+
+async def test_a_caller_joining_a_shared_call_waits_only_until_its_own_deadline(
+    scripted: tuple[ScriptedUpstream, str],
+) -> None:
+    double, url = scripted
+    double.answer(json_body={"ok": True}, delay=0.6)
+    upstream = rest(url)
+    leader = asyncio.ensure_future(upstream.get("/items"))  # started without a deadline
+    await asyncio.sleep(0.05)
+    deadline.start(0.2)  # this test's own "request" has 0.2 s left
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeout, match="the request's deadline passed before svc answered"):
+        await upstream.get("/items")
+    assert time.monotonic() - started < 0.5
+    assert await leader == {"ok": True}  # the shared call went on for the leader
+    await upstream.aclose()
+    assert len(double.received) == 1

@@ -140,7 +140,16 @@ class Upstream:
             idempotent = request.method in ("GET", "HEAD")
         if idempotent and self.config.dedup:
             key = request_key(request)
-            return await self.flights.do(key, lambda: self._call(request, idempotent=True))
+            left = deadline.remaining()
+            try:
+                # A caller that joins a shared call still waits only until its own deadline;
+                # the shared call goes on for the others.
+                async with asyncio.timeout(left if left is None else max(left, 0.0)):
+                    return await self.flights.do(key, lambda: self._call(request, idempotent=True))
+            except TimeoutError:
+                raise self._refused(
+                    UpstreamTimeout, f"the request's deadline passed before {self.name} answered"
+                ) from None
         return await self._call(request, idempotent=idempotent)
 
     async def _call(self, request: httpx.Request, *, idempotent: bool) -> httpx.Response:
