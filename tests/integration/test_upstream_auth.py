@@ -45,21 +45,21 @@ def payments_service() -> Iterator[tuple[str, FakeClock]]:
         yield server.url, clock
 
 
+def oauth2_config(url: str, secret: str, **auth: Any) -> UpstreamConfig:
+    """A REST upstream at ``url`` whose token endpoint is ``url/oauth/token``."""
+    settings = {
+        "type": "oauth2_client_credentials",
+        "token_url": f"{url}/oauth/token",
+        "client_id": "gw",
+        "client_secret": "${PAY_SECRET}",
+        **auth,
+    }
+    return upstream_config({"kind": "rest", "url": url, "auth": settings}, PAY_SECRET=secret)
+
+
 def payments_upstream(url: str, clock: FakeClock, secret: str = "s3cret") -> RestUpstream:
-    config = upstream_config(
-        {
-            "kind": "rest",
-            "url": url,
-            "auth": {
-                "type": "oauth2_client_credentials",
-                "token_url": f"{url}/oauth/token",
-                "client_id": "gw",
-                "client_secret": "${PAY_SECRET}",
-                "scopes": ["payments.read", "payments.refund"],
-                "refresh_leeway": 10,
-            },
-        },
-        PAY_SECRET=secret,
+    config = oauth2_config(
+        url, secret, scopes=["payments.read", "payments.refund"], refresh_leeway=10
     )
     upstream = RestUpstream("payments", config)
     assert config.auth is not None and config.auth.type == "oauth2_client_credentials"
@@ -284,20 +284,7 @@ async def test_client_credentials_are_form_encoded_before_basic() -> None:
     secret = "a+b%20c:d/é"
     app = payments.create_app(client_id="gw:1", client_secret=secret, token_ttl=60)
     with ServerThread(app) as server:
-        config = upstream_config(
-            {
-                "kind": "rest",
-                "url": server.url,
-                "auth": {
-                    "type": "oauth2_client_credentials",
-                    "token_url": f"{server.url}/oauth/token",
-                    "client_id": "gw:1",
-                    "client_secret": "${S}",
-                },
-            },
-            S=secret,
-        )
-        upstream = RestUpstream("payments", config)
+        upstream = RestUpstream("payments", oauth2_config(server.url, secret, client_id="gw:1"))
         body = await upstream.get("/v1/payments", params={"order_ids": "o1"})
         await upstream.aclose()
     assert body["data"][0]["order_id"] == "o1"
@@ -316,20 +303,7 @@ async def test_token_endpoint_failures_are_told_apart(
 ) -> None:
     double, url = scripted
     double.answer(status, json_body={"error": "whatever"}, times=2)
-    config = upstream_config(
-        {
-            "kind": "rest",
-            "url": url,
-            "auth": {
-                "type": "oauth2_client_credentials",
-                "token_url": f"{url}/oauth/token",
-                "client_id": "gw",
-                "client_secret": "${S}",
-                "extra_params": {"resource": "api://payments"},
-            },
-        },
-        S="s",
-    )
+    config = oauth2_config(url, "s", extra_params={"resource": "api://payments"})
     upstream = RestUpstream("payments", config)
     with pytest.raises(UpstreamAuthError) as caught:
         await upstream.get("/v1/payments")

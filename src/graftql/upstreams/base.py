@@ -200,7 +200,8 @@ class Upstream:
     async def _behind_breaker(self, request: httpx.Request) -> httpx.Response:
         breaker = self.breaker
         if breaker is None:
-            return await self._rate_limited(request)
+            await self._take_rate_token()
+            return await self._attempt(request)
         if not breaker.allow():
             raise CircuitOpen(
                 self.name,
@@ -226,10 +227,6 @@ class Upstream:
             if breaker.state != before:
                 emit("breaker", self.name, state=breaker.state)
         return response
-
-    async def _rate_limited(self, request: httpx.Request) -> httpx.Response:
-        await self._take_rate_token()
-        return await self._attempt(request)
 
     async def _take_rate_token(self) -> None:
         try:
