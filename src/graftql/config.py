@@ -71,6 +71,11 @@ class ServerConfig(_Model):
     introspection: bool | None = None  # default: on in development, off in production
     # Every client request's deadline: no upstream attempt is started or waited for past it.
     request_timeout: float = Field(30.0, gt=0, le=3600, description="seconds")
+    # A longer (or shorter) deadline for named operations, e.g. {ExportOrders: 120}. The name
+    # is the client's operationName: it can only change how long the gateway waits.
+    operation_timeouts: dict[str, Annotated[float, Field(gt=0, le=3600)]] = Field(
+        default_factory=dict
+    )
 
     @property
     def graphiql_enabled(self) -> bool:
@@ -212,7 +217,11 @@ class UpstreamConfig(_Model):
     kind: Literal["rest", "graphql"]
     url: EnvStr
     headers: dict[str, str | Secret] = Field(default_factory=dict)
-    timeout: float = Field(10.0, gt=0, le=600, description="seconds per attempt")
+    timeout: float = Field(10.0, gt=0, le=600, description="seconds per attempt, in all")
+    # Within ``timeout``: the longest wait for a connection, and (when set) for the next bytes
+    # of the answer. Neither ever extends ``timeout``.
+    connect_timeout: float = Field(3.0, gt=0, le=600, description="seconds")
+    read_timeout: float | None = Field(None, gt=0, le=600, description="seconds between bytes")
     auth: AuthConfig | None = None
     required: bool = True  # an unreachable required upstream makes /readyz answer 503
     dedup: bool = True  # identical idempotent calls in flight at once share one upstream call

@@ -111,6 +111,9 @@ class UpstreamError(GraftqlError):
         self.detail = detail
         self.response: Any = None  # the upstream's answer (an httpx.Response), when there was one
         self.retryable = True  # False when the gateway itself refused the call (its own limits)
+        # False when the request never left the gateway (no connection could be made): then
+        # even a call that is not safe to repeat, such as a mutation, may be tried again.
+        self.sent = True
 
     @property
     def extensions(self) -> dict[str, Any]:

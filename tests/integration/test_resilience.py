@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -10,11 +11,12 @@ from typing import Any
 import httpx
 import pytest
 import strawberry
+import websockets
 
 from graftql import Context, GatewaySchema, LoaderRegistry
 from graftql.config import BreakerConfig, UpstreamConfig, parse_config
 from graftql.demo.servers import ServerThread
-from graftql.errors import CircuitOpen, UpstreamBadResponse, UpstreamUnavailable
+from graftql.errors import CircuitOpen, ConfigError, UpstreamBadResponse, UpstreamUnavailable
 from graftql.server import create_app
 from graftql.upstreams import GraphQLUpstream, RestUpstream, Upstreams, events
 from graftql.upstreams.breaker import CircuitBreaker
@@ -168,7 +170,7 @@ def gateway_with_deadline(scripted: tuple[ScriptedUpstream, str]) -> Iterator[st
     config = parse_config(
         {
             "schema": "tests:unused",
-            "server": {"request_timeout": 1},
+            "server": {"request_timeout": 1, "operation_timeouts": {"Patient": 2.5}},
             "upstreams": {"svc": {"kind": "rest", "url": url, "timeout": 10}},
         }
     )
@@ -189,6 +191,52 @@ def test_a_hung_upstream_answers_at_the_request_deadline(
     assert error["message"] == "the request's deadline passed before svc answered"
     assert error["extensions"] == {"code": "UPSTREAM_TIMEOUT", "upstream": "svc"}
     assert 1.0 <= elapsed < 3.0  # the 1 s deadline, not the upstream's 10 s timeout nor 5 s
+
+
+def test_a_named_operation_gets_its_own_deadline(
+    gateway_with_deadline: str, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    double, _ = scripted
+    double.answer(json_body={}, delay=5)
+    started = time.monotonic()
+    body = graphql(gateway_with_deadline, "query Patient { slow }")
+    elapsed = time.monotonic() - started
+    assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_TIMEOUT"
+    assert 2.5 <= elapsed < 4.0  # operation_timeouts.Patient, not request_timeout's 1 s
+    double.answer(json_body={"ok": 1}, delay=1.5)
+    assert graphql(gateway_with_deadline, "query Patient { slow }") == {
+        "data": {"slow": "{'ok': 1}"}
+    }
+
+
+async def test_a_websocket_query_has_the_same_deadline(
+    gateway_with_deadline: str, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    double, _ = scripted
+    double.answer(json_body={}, delay=5)
+    url = gateway_with_deadline.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        started = time.monotonic()
+        subscribe = {"id": "1", "type": "subscribe", "payload": {"query": "{ slow fast }"}}
+        await ws.send(json.dumps(subscribe))
+        message = json.loads(await asyncio.wait_for(ws.recv(), 4))
+        elapsed = time.monotonic() - started
+    assert message["payload"]["data"] == {"slow": None, "fast": "here"}
+    assert message["payload"]["errors"][0]["extensions"] == {
+        "code": "UPSTREAM_TIMEOUT",
+        "upstream": "svc",
+    }
+    assert 1.0 <= elapsed < 3.0
+
+
+def test_operation_timeouts_are_validated() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"schema": "m:s", "server": {"operation_timeouts": {"Export": -1}}})
+    assert caught.value.errors == [
+        ("server.operation_timeouts.Export", "input should be greater than 0")
+    ]
 
 
 def test_retry_after_beyond_the_deadline_fails_fast(

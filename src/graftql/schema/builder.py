@@ -24,10 +24,12 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from graftql.config import ServerConfig
 from graftql.errors import ConfigError, GraftqlError
 from graftql.resolvers import Context, LoaderRegistry
+from graftql.upstreams import deadline
 
 __all__ = ["GatewaySchema", "is_unexpected_error", "load_schema"]
 
@@ -57,6 +59,30 @@ class _OperationContext(SchemaExtension):
         if isinstance(context, Context) and isinstance(context.request, WebSocket):
             self.execution_context.context = context.for_operation()
         yield
+
+
+class _Deadline(SchemaExtension):
+    """Every query and mutation gets a deadline (``server.request_timeout``, or the operation's
+    entry in ``server.operation_timeouts``), whatever the transport: every upstream call made
+    for it inherits what is left. A subscription lives as long as its client wants; its
+    upstream calls are bounded by their own timeouts."""
+
+    def __init__(self, server: ServerConfig) -> None:
+        self._default = server.request_timeout
+        self._per_operation = server.operation_timeouts
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.operation_type is OperationType.SUBSCRIPTION:
+            yield
+            return
+        name = context.operation_name
+        seconds = self._per_operation.get(name, self._default) if name else self._default
+        token = deadline.start(seconds)
+        try:
+            yield
+        finally:
+            deadline.reset(token)
 
 
 class _Schema(strawberry.Schema):
@@ -114,6 +140,7 @@ class GatewaySchema:
             lambda: ParserCache(maxsize=_DOCUMENT_CACHE_SIZE),
             lambda: ValidationCache(maxsize=_DOCUMENT_CACHE_SIZE),
             _OperationContext,
+            lambda: _Deadline(server),
             *self.extensions,
         ]
         if not server.introspection_enabled:

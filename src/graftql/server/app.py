@@ -35,7 +35,6 @@ def create_app(
         upstreams=clients,
         loaders=gateway_schema.loaders,
         graphiql=config.server.graphiql_enabled,
-        request_timeout=config.server.request_timeout,
     )
 
     @asynccontextmanager

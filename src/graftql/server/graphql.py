@@ -10,7 +10,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from graftql.resolvers import Context, LoaderRegistry
-from graftql.upstreams import Upstreams, deadline
+from graftql.upstreams import Upstreams
 
 __all__ = ["GraphQLEndpoint"]
 
@@ -25,12 +25,10 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         upstreams: Upstreams,
         loaders: LoaderRegistry,
         graphiql: bool,
-        request_timeout: float,
     ) -> None:
         super().__init__(schema, graphql_ide="graphiql" if graphiql else None)
         self._upstreams = upstreams
         self._loaders = loaders
-        self._request_timeout = request_timeout
 
     # orjson: a response is mostly JSON encoding once the upstreams have answered.
     def decode_json(self, data: str | bytes) -> object:
@@ -42,9 +40,6 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        if not isinstance(request, WebSocket):
-            # The request's deadline, inherited by every upstream call made for it.
-            deadline.start(self._request_timeout)
         return Context(
             request=request,
             response=response if isinstance(response, Response) else None,

@@ -96,7 +96,13 @@ class Upstream:
         self.rate = RateLimiter(config.rate_limit)
         self.bulkhead = Bulkhead(config.bulkhead)
         seconds = config.timeout
-        self._timeout = {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
+        self._timeout: dict[str, float | None] = {
+            "connect": min(config.connect_timeout, seconds),
+            # None: no limit between bytes of its own; the attempt's total still applies.
+            "read": min(config.read_timeout, seconds) if config.read_timeout else None,
+            "write": seconds,
+            "pool": seconds,
+        }
 
     def prepare(
         self,
@@ -162,7 +168,7 @@ class Upstream:
             and key_header not in request.headers
         ):
             request.headers[key_header] = uuid.uuid4().hex  # the same key on every attempt
-        retryable = policy.config.attempts > 1 and policy.may_retry(request, idempotent)
+        safe = policy.may_retry(request, idempotent)
         policy.budget.record_call()
         attempt = 1
         while True:
@@ -170,7 +176,9 @@ class Upstream:
                 return await self._guarded(request)
             except UpstreamError as error:
                 if not (
-                    retryable and attempt < policy.config.attempts and policy.is_retryable(error)
+                    (safe or not error.sent)  # a call that never left may always go again
+                    and attempt < policy.config.attempts
+                    and policy.is_retryable(error)
                 ):
                     raise
                 pause = policy.delay(attempt, error)
@@ -261,6 +269,18 @@ class Upstream:
                 response = await self._exchange(request)
         except UpstreamError:
             raise  # raised by an auth flow (e.g. the token endpoint refused the client)
+        except httpx.ConnectTimeout as exc:
+            error = UpstreamUnavailable(
+                self.name,
+                f"{self.name} could not be reached within {self._timeout['connect'] or 0:g}s",
+            )
+            error.sent = False
+            raise error from exc
+        except httpx.ReadTimeout as exc:
+            raise UpstreamTimeout(
+                self.name,
+                f"{self.name} sent nothing for {self._timeout['read'] or 0:g}s",
+            ) from exc
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise UpstreamTimeout(
                 self.name,
@@ -274,7 +294,9 @@ class Upstream:
                 f"{self.name} answered with more than {self.config.max_response_bytes} bytes",
             ) from exc
         except httpx.ConnectError as exc:
-            raise UpstreamUnavailable(self.name, f"{self.name} could not be reached") from exc
+            error = UpstreamUnavailable(self.name, f"{self.name} could not be reached")
+            error.sent = False
+            raise error from exc
         except httpx.RemoteProtocolError as exc:
             raise UpstreamBadResponse(
                 self.name, f"{self.name} answered with malformed HTTP"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar, Token
 
-__all__ = ["remaining", "start"]
+__all__ = ["remaining", "reset", "start"]
 
 _deadline: ContextVar[float | None] = ContextVar("graftql_deadline", default=None)
 
@@ -18,6 +18,11 @@ _deadline: ContextVar[float | None] = ContextVar("graftql_deadline", default=Non
 def start(seconds: float) -> Token[float | None]:
     """Begin a deadline ``seconds`` from now for the current context."""
     return _deadline.set(time.monotonic() + seconds)
+
+
+def reset(token: Token[float | None]) -> None:
+    """End the deadline ``start`` began (the one before it applies again)."""
+    _deadline.reset(token)
 
 
 def remaining() -> float | None:

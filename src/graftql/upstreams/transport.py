@@ -67,6 +67,8 @@ class PooledTransport(httpx.AsyncBaseTransport):
             ) as response:
                 body = await _read(response, request.extensions.get("max_body"))
                 headers = response.raw_headers
+        except aiohttp.ConnectionTimeoutError as exc:  # no connection: nothing was sent
+            raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
         except aiohttp.ClientConnectorError as exc:
