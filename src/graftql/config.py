@@ -44,6 +44,7 @@ __all__ = [
     "HmacAuth",
     "OAuth2ClientCredentials",
     "RateLimitConfig",
+    "RedisConfig",
     "RetryConfig",
     "Secret",
     "ServerConfig",
@@ -195,6 +196,9 @@ class BreakerConfig(_Model):
     slow_call_duration: float | None = Field(None, gt=0, description="a call this slow fails")
     open_for: float = Field(15.0, gt=0, le=3600, description="seconds before probing again")
     half_open_probes: int = Field(1, ge=1, le=100, description="probes that must succeed")
+    # Open and closed for every replica at once, through Redis (the top-level ``redis:``
+    # block): a replica that trips it protects the others, and only N probes go out in all.
+    shared: bool = False
 
 
 class RateLimitConfig(_Model):
@@ -202,6 +206,8 @@ class RateLimitConfig(_Model):
 
     rate: float = Field(gt=0, description="calls per second")
     burst: int = Field(1, ge=1, description="calls allowed at once after a quiet spell")
+    # One bucket for every replica, kept in Redis (the top-level ``redis:`` block).
+    shared: bool = False
 
 
 class BulkheadConfig(_Model):
@@ -261,11 +267,35 @@ class UpstreamConfig(_Model):
         return out
 
 
+class RedisConfig(_Model):
+    """The ``redis:`` block: the Redis that replicas share state through."""
+
+    url: EnvStr = "redis://127.0.0.1:6379/0"
+    password: Secret | None = None
+    key_prefix: str = Field("graftql:", pattern=r"^[A-Za-z0-9_.:-]*$")
+    # Each Redis command's limit: Redis sits on the path of every upstream call that uses a
+    # shared policy, so a slow Redis must not become a slow gateway.
+    timeout: float = Field(0.25, gt=0, le=10, description="seconds")
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        match = re.match(r"^(rediss?|unix)://([^@/]*@)?", value)
+        if not match:
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        if match.group(2) and ":" in match.group(2):
+            raise ValueError(
+                "must not contain a password; set 'password' to a secret reference instead"
+            )
+        return value
+
+
 class GatewayConfig(_Model):
     """The whole of gateway.yaml."""
 
     schema_: EnvStr = Field(alias="schema", description="module.path:attribute of the schema")
     server: ServerConfig = Field(default_factory=ServerConfig)
+    redis: RedisConfig | None = None
     upstreams: dict[str, UpstreamConfig] = Field(default_factory=dict)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -284,6 +314,31 @@ class GatewayConfig(_Model):
             if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
                 raise ValueError(f"{name!r}: upstream names are lower_snake_case identifiers")
         return value
+
+    @model_validator(mode="after")
+    def _shared_needs_redis(self) -> GatewayConfig:
+        if self.redis is not None:
+            return self
+        problems = []
+        for name, upstream in self.upstreams.items():
+            if upstream.breaker.shared:
+                problems.append({"loc": ("upstreams", name, "breaker", "shared")})
+            if upstream.rate_limit is not None and upstream.rate_limit.shared:
+                problems.append({"loc": ("upstreams", name, "rate_limit", "shared")})
+        if problems:
+            raise ValidationError.from_exception_data(
+                "GatewayConfig",
+                [
+                    {
+                        "type": "value_error",
+                        "loc": problem["loc"],
+                        "input": True,
+                        "ctx": {"error": "needs the top-level 'redis:' block"},
+                    }
+                    for problem in problems
+                ],
+            )
+        return self
 
 
 def _suggest(model: type[BaseModel], loc: tuple[Any, ...]) -> str:

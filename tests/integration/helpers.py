@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -32,3 +32,16 @@ def graphql(base_url: str, query: str, **variables: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def assert_within_rate(
+    arrivals: Sequence[float], rate: float, burst: int, *, jitter: float = 0.03
+) -> None:
+    """No stretch of calls arrived faster than a token bucket allows: n calls need at least
+    (n - burst) / rate seconds. ``jitter`` absorbs the upstream thread's own scheduling delay,
+    which can bunch arrivals that the gateway sent on time."""
+    times = sorted(arrivals)
+    for first in range(len(times)):
+        for last in range(first + burst, len(times)):
+            needed = (last - first + 1 - burst) / rate
+            assert times[last] - times[first] >= needed - jitter, (first, last, needed)

@@ -187,6 +187,30 @@ def test_a_failed_probe_reopens_for_the_full_time() -> None:
     assert cb.state == "open" and cb.retry_in() == 5
 
 
+def test_record_says_which_transition_it_caused() -> None:
+    """What a replica announces to the others (shared breaker): only its own transitions."""
+    clock = Clock()
+    cb = breaker(clock)
+    assert [cb.record(failed=True, duration=0.01) for _ in range(4)] == [None, None, None, "open"]
+    clock.now += 5
+    assert cb.allow()
+    assert cb.record(failed=False, duration=0.01) == "closed"
+
+
+def test_another_replicas_verdict_is_applied() -> None:
+    clock = Clock()
+    cb = breaker(clock)
+    cb.force_open(2.0)  # another replica opened it 3 s ago (open_for 5)
+    assert cb.state == "open" and cb.retry_in() == 2.0 and not cb.allow()
+    clock.now += 2
+    assert cb.state == "half_open"
+    cb.force_open(5.0)  # the other replica's probe failed: open again, for the full time
+    assert cb.state == "open" and cb.retry_in() == 5.0
+    cb.force_close()
+    assert cb.state == "closed" and cb.allow()
+    assert [state for _, state in cb.changes] == ["open", "half_open", "open", "closed"]
+
+
 def test_a_cancelled_probe_gives_its_slot_back() -> None:
     clock = Clock()
     cb = breaker(clock)

@@ -40,6 +40,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
+            await clients.start()
             yield
         finally:
             await clients.aclose()

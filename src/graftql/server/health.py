@@ -38,7 +38,11 @@ async def readyz(request: Request) -> JSONResponse:
             "detail": probe.detail,
             "breaker": upstream.breaker.state if upstream.breaker else "disabled",
         }
+    body: dict[str, object] = {"status": "ready" if ready else "unready", "upstreams": report}
+    if upstreams.shared is not None:
+        # Not a reason to be unready: without Redis each replica keeps its own policies.
+        body["redis"] = "up" if await upstreams.shared.ping() else "down"
     return JSONResponse(
-        {"status": "ready" if ready else "unready", "upstreams": report},
+        body,
         status_code=200 if ready else 503,
     )

@@ -16,11 +16,13 @@ from graftql.upstreams import deadline, events
 from graftql.upstreams.base import Probe, Upstream
 from graftql.upstreams.graphql import GraphQLUpstream, UpstreamGraphQLErrors
 from graftql.upstreams.rest import RestUpstream, encode_segment, expand_path
+from graftql.upstreams.shared import SharedState
 
 __all__ = [
     "GraphQLUpstream",
     "Probe",
     "RestUpstream",
+    "SharedState",
     "Upstream",
     "UpstreamGraphQLErrors",
     "Upstreams",
@@ -36,19 +38,24 @@ _U = TypeVar("_U", bound=Upstream)
 class Upstreams(Mapping[str, Upstream]):
     """Every configured upstream by name; created once per gateway, shared by all requests."""
 
-    def __init__(self, upstreams: Mapping[str, Upstream]) -> None:
+    def __init__(
+        self, upstreams: Mapping[str, Upstream], *, shared: SharedState | None = None
+    ) -> None:
         self._upstreams = dict(upstreams)
+        self.shared = shared  # closed with the upstreams
 
     @classmethod
     def from_config(
         cls, config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> Upstreams:
         kinds: dict[str, type[Upstream]] = {"rest": RestUpstream, "graphql": GraphQLUpstream}
+        shared = SharedState(config.redis) if config.redis is not None else None
         return cls(
             {
-                name: kinds[cfg.kind](name, cfg, transport=transport)
+                name: kinds[cfg.kind](name, cfg, transport=transport, shared=shared)
                 for name, cfg in config.upstreams.items()
-            }
+            },
+            shared=shared,
         )
 
     def __getitem__(self, name: str) -> Upstream:
@@ -78,6 +85,14 @@ class Upstreams(Mapping[str, Upstream]):
     def graphql(self, name: str) -> GraphQLUpstream:
         return self._typed(name, GraphQLUpstream)
 
+    async def start(self) -> None:
+        """Begin listening to the other replicas (shared policies); the app calls it at
+        start-up. Without it, the first call that needs the shared state starts it."""
+        if self.shared is not None:
+            await self.shared.start()
+
     async def aclose(self) -> None:
         for upstream in self._upstreams.values():
             await upstream.aclose()
+        if self.shared is not None:
+            await self.shared.aclose()

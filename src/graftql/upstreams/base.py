@@ -41,10 +41,11 @@ from graftql.errors import (
 )
 from graftql.upstreams import deadline
 from graftql.upstreams.auth import build_auth
-from graftql.upstreams.breaker import CircuitBreaker
+from graftql.upstreams.breaker import CircuitBreaker, State
 from graftql.upstreams.events import emit
 from graftql.upstreams.limits import Bulkhead, RateLimiter, Rejected
 from graftql.upstreams.retry import IDEMPOTENT_METHODS, RetryPolicy
+from graftql.upstreams.shared import SharedState
 from graftql.upstreams.singleflight import SingleFlight, request_key
 from graftql.upstreams.transport import BodyTooLarge, PooledTransport
 
@@ -77,6 +78,7 @@ class Upstream:
         config: UpstreamConfig,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        shared: SharedState | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -94,6 +96,13 @@ class Upstream:
         self.retry = RetryPolicy(config.retry)
         self.breaker = CircuitBreaker(config.breaker) if config.breaker.enabled else None
         self.rate = RateLimiter(config.rate_limit)
+        # Redis-shared state, for the policies that ask for it (``shared: true``).
+        self._shared_breaker = shared if self.breaker and config.breaker.shared else None
+        self._shared_rate = (
+            shared if config.rate_limit is not None and config.rate_limit.shared else None
+        )
+        if self._shared_breaker is not None and self.breaker is not None:
+            self._shared_breaker.track(name, self.breaker)
         self.bulkhead = Bulkhead(config.bulkhead)
         seconds = config.timeout
         self._timeout: dict[str, float | None] = {
@@ -210,19 +219,25 @@ class Upstream:
         if breaker is None:
             await self._take_rate_token()
             return await self._attempt(request)
+        shared = self._shared_breaker
+        if shared is not None:
+            await shared.start()  # hear the other replicas before the first call
         if not breaker.allow():
-            raise CircuitOpen(
-                self.name,
-                f"{self.name} is failing; calls are paused for {breaker.retry_in():.0f}s",
-            )
-        before = breaker.state
+            raise self._circuit_open(breaker)
+        if shared is not None and breaker.state == "half_open":  # this call is a probe
+            if not await shared.claim_probe(self.name, breaker):
+                breaker.release()  # another replica sends the probes
+                raise self._circuit_open(breaker)
+        moved: State | None = None
         try:
             await self._take_rate_token()
             started = time.monotonic()  # a slow call is the upstream's time, not our queueing
             response = await self._attempt(request)
         except UpstreamError as error:
             if error.retryable:  # the gateway's own refusals say nothing about the upstream
-                breaker.record(failed=_is_outage(error), duration=time.monotonic() - started)
+                moved = breaker.record(
+                    failed=_is_outage(error), duration=time.monotonic() - started
+                )
             else:
                 breaker.release()
             raise
@@ -230,15 +245,33 @@ class Upstream:
             breaker.release()
             raise
         else:
-            breaker.record(failed=False, duration=time.monotonic() - started)
+            moved = breaker.record(failed=False, duration=time.monotonic() - started)
         finally:
-            if breaker.state != before:
-                emit("breaker", self.name, state=breaker.state)
+            if moved is not None:
+                emit("breaker", self.name, state=moved)
+                if shared is not None:
+                    await shared.announce(self.name, moved, breaker)
         return response
 
+    def _circuit_open(self, breaker: CircuitBreaker) -> CircuitOpen:
+        return CircuitOpen(
+            self.name, f"{self.name} is failing; calls are paused for {breaker.retry_in():.0f}s"
+        )
+
     async def _take_rate_token(self) -> None:
+        budget = deadline.remaining()
         try:
-            wait = self.rate.reserve(deadline.remaining())
+            if self._shared_rate is not None and self.config.rate_limit is not None:
+                try:
+                    wait = await self._shared_rate.reserve(
+                        self.name, self.config.rate_limit, budget
+                    )
+                except LookupError:  # Redis cannot answer: this replica's own bucket
+                    wait = self.rate.reserve(budget)
+                else:
+                    wait = max(wait, self.rate.reserve(budget, bucket=False))
+            else:
+                wait = self.rate.reserve(budget)
         except Rejected as rejected:
             emit("rejected", self.name, by="rate_limit", wait=rejected.wait)
             raise self._refused(

@@ -61,20 +61,22 @@ class CircuitBreaker:
             return True
         return False
 
-    def record(self, *, failed: bool, duration: float) -> None:
+    def record(self, *, failed: bool, duration: float) -> State | None:
+        """Count one outcome; returns the new state when this outcome changed it."""
         slow = self.config.slow_call_duration
         failed = failed or (slow is not None and duration >= slow)
         now = self._clock()
         if self._state == "half_open":
             if failed:
                 self._open(now)
-                return
+                return "open"
             self._probes_ok += 1
             if self._probes_ok >= self.config.half_open_probes:
                 self._move("closed")
-            return
+                return "closed"
+            return None
         if self._state == "open":
-            return  # a call admitted before the breaker opened
+            return None  # a call admitted before the breaker opened
         self._outcomes.append((now, failed))
         self._failures += failed
         horizon = now - self.config.window
@@ -86,11 +88,27 @@ class CircuitBreaker:
             and self._failures / total >= self.config.failure_rate
         ):
             self._open(now)
+            return "open"
+        return None
 
     def release(self) -> None:
         """A probe that ended without an outcome (cancelled) gives its slot back."""
         if self._state == "half_open" and self._probes_out > self._probes_ok:
             self._probes_out -= 1
+
+    def force_open(self, seconds: float) -> None:
+        """Open for ``seconds`` from now because another replica opened it (or reopened it)."""
+        now = self._clock()
+        self._opened_at = now - max(0.0, self.config.open_for - seconds)
+        if self._state != "open":
+            self._move("open")
+        else:
+            self._probes_out = self._probes_ok = 0
+
+    def force_close(self) -> None:
+        """Close because another replica's probes succeeded."""
+        if self._state != "closed":
+            self._move("closed")
 
     def _open(self, now: float) -> None:
         self._opened_at = now

@@ -19,6 +19,7 @@ from graphql import DocumentNode, ExecutionResult, OperationType, get_operation_
 from graftql.config import UpstreamConfig
 from graftql.errors import UpstreamBadResponse
 from graftql.upstreams.base import Upstream
+from graftql.upstreams.shared import SharedState
 
 __all__ = ["GraphQLUpstream", "UpstreamGraphQLErrors"]
 
@@ -97,8 +98,9 @@ class GraphQLUpstream(Upstream):
         config: UpstreamConfig,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        shared: SharedState | None = None,
     ) -> None:
-        super().__init__(name, config, transport=transport)
+        super().__init__(name, config, transport=transport, shared=shared)
         # gql's transport builds the payload and reads the answer. gql's Client session adds
         # nothing we use (no schema, no local validation) and costs a cancel scope per call.
         self._gql = _UpstreamTransport(self)

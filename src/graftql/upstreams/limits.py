@@ -45,12 +45,13 @@ class RateLimiter:
         self.remaining: int | None = None  # the upstream's own count, from its headers
         self._quota_reset = 0.0  # on our clock: when an exhausted upstream quota refills
 
-    def reserve(self, budget: float | None) -> float:
+    def reserve(self, budget: float | None, *, bucket: bool = True) -> float:
         """Take a token; returns the seconds to wait before using it. Raises ``Rejected``
-        (taking nothing) when that wait would exceed ``budget``."""
+        (taking nothing) when that wait would exceed ``budget``. ``bucket=False``: only the
+        upstream's own quota counts (the token came from the shared bucket)."""
         now = self._clock()
         wait = max(0.0, self._quota_reset - now) if self.remaining == 0 else 0.0
-        cfg = self.config
+        cfg = self.config if bucket else None
         if cfg is not None:
             self._tokens = min(cfg.burst, self._tokens + (now - self._updated) * cfg.rate)
             self._updated = now

@@ -20,6 +20,7 @@ import xmltodict
 from graftql.config import UpstreamConfig
 from graftql.errors import BadUserInput, UpstreamBadResponse
 from graftql.upstreams.base import Upstream, join_path
+from graftql.upstreams.shared import SharedState
 
 __all__ = ["RestUpstream", "encode_segment", "expand_path"]
 
@@ -69,8 +70,9 @@ class RestUpstream(Upstream):
         config: UpstreamConfig,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        shared: SharedState | None = None,
     ) -> None:
-        super().__init__(name, config, transport=transport)
+        super().__init__(name, config, transport=transport, shared=shared)
         self._force_list = tuple(config.xml.force_list)
         self._base_path = self.url.raw_path.partition(b"?")[0]
         self._base_query = dict(self.url.params)

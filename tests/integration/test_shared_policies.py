@@ -1,0 +1,364 @@
+"""Breaker and rate limit shared by several replicas through a real Redis (127.0.0.1:6379).
+
+Each "replica" is its own ``Upstreams`` with its own ``SharedState`` (its own Redis connections
+and subscriber), exactly as two gateway processes would have; they share only Redis and the
+scripted upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+import strawberry
+
+from graftql import GatewaySchema
+from graftql.config import parse_config
+from graftql.demo.servers import ServerThread
+from graftql.errors import CircuitOpen, UpstreamUnavailable
+from graftql.server import create_app
+from graftql.upstreams import Upstreams
+from integration.helpers import assert_within_rate
+from integration.scripted import ScriptedUpstream
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+Replica = Callable[..., Upstreams]
+
+
+@pytest.fixture
+async def replicas(scripted: tuple[ScriptedUpstream, str]) -> AsyncIterator[Replica]:
+    """Make gateway replicas over one scripted upstream ``svc``; all share a fresh key prefix."""
+    _, url = scripted
+    prefix = f"graftql-test-{uuid.uuid4().hex}:"
+    made: list[Upstreams] = []
+
+    def replica(redis_url: str = REDIS, **svc: Any) -> Upstreams:
+        config = parse_config(
+            {
+                "schema": "tests:unused",
+                "redis": {"url": redis_url, "key_prefix": prefix},
+                "upstreams": {"svc": {"kind": "rest", "url": url, **svc}},
+            }
+        )
+        made.append(Upstreams.from_config(config))
+        return made[-1]
+
+    yield replica
+    for upstreams in made:
+        await upstreams.aclose()
+    client = aioredis.Redis.from_url(REDIS)
+    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    """Wait for another replica's announcement to arrive (a Redis round trip, not a guess)."""
+    async with asyncio.timeout(2.0):
+        while not condition():  # noqa: ASYNC110 - the state lives in another replica's task
+            await asyncio.sleep(0.005)
+
+
+BREAKER = {
+    "retry": {"attempts": 1},
+    "breaker": {"shared": True, "minimum_calls": 4, "failure_rate": 0.5, "open_for": 0.6},
+}
+
+
+async def test_a_replica_that_trips_the_breaker_protects_the_others(
+    replicas: Replica, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    double, _ = scripted
+    double.default.status = 503
+    a, b = replicas(**BREAKER), replicas(**BREAKER)
+    for i in range(4):
+        with pytest.raises(UpstreamUnavailable):
+            await a.rest("svc").get("/items", params={"i": i})
+    assert a["svc"].breaker is not None and a["svc"].breaker.state == "open"
+    # b never called the upstream and never saw a failure, yet fails fast.
+    with pytest.raises(CircuitOpen, match="svc is failing"):
+        await b.rest("svc").get("/items")
+    assert len(double.received) == 4
+    # A replica that starts now reads the stored state before its first call.
+    c = replicas(**BREAKER)
+    with pytest.raises(CircuitOpen):
+        await c.rest("svc").get("/items")
+    assert len(double.received) == 4
+
+
+async def test_half_open_sends_one_probe_in_all_and_its_success_closes_every_replica(
+    replicas: Replica, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    double, _ = scripted
+    double.default.status = 503
+    a, b = replicas(**BREAKER), replicas(**BREAKER)
+    await b.start()  # b listens from the start, as a served gateway does
+    for i in range(4):
+        with pytest.raises(UpstreamUnavailable):
+            await a.rest("svc").get("/items", params={"i": i})
+    breaker_b = b["svc"].breaker
+    assert breaker_b is not None
+    await eventually(lambda: breaker_b.state == "open")
+    await asyncio.sleep(0.65)  # open_for: both replicas are half-open now
+    assert breaker_b.state == "half_open"
+    double.default.status = 200
+    double.default.delay = 0.2  # the probe is in flight while the others ask
+    results = await asyncio.gather(
+        *(
+            replica.rest("svc").get("/probe", params={"n": n})
+            for n in range(3)
+            for replica in (a, b)
+        ),
+        return_exceptions=True,
+    )
+    assert len(double.received) == 5  # exactly one probe reached the upstream
+    assert sum(isinstance(r, CircuitOpen) for r in results) == 5
+    breaker_a = a["svc"].breaker
+    assert breaker_a is not None
+    await eventually(lambda: breaker_a.state == "closed" and breaker_b.state == "closed")
+    double.default.delay = 0
+    assert await b.rest("svc").get("/after") == {}
+
+
+async def test_a_failed_probe_reopens_every_replica(
+    replicas: Replica, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    double, _ = scripted
+    double.default.status = 503
+    a, b = replicas(**BREAKER), replicas(**BREAKER)
+    await b.start()
+    for i in range(4):
+        with pytest.raises(UpstreamUnavailable):
+            await a.rest("svc").get("/items", params={"i": i})
+    breaker_a, breaker_b = a["svc"].breaker, b["svc"].breaker
+    assert breaker_a is not None and breaker_b is not None
+    await eventually(lambda: breaker_b.state == "open")
+    await asyncio.sleep(0.65)
+    with pytest.raises(UpstreamUnavailable):  # b's probe fails
+        await b.rest("svc").get("/probe")
+    assert breaker_b.state == "open"
+    await eventually(lambda: breaker_a.state == "open")
+    with pytest.raises(CircuitOpen):
+        await a.rest("svc").get("/items")
+    assert len(double.received) == 5
+
+
+async def test_two_replicas_share_one_rate_limit(
+    replicas: Replica, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    double, _ = scripted
+    limit = {"dedup": False, "rate_limit": {"rate": 25, "burst": 2, "shared": True}}
+    a, b = replicas(**limit), replicas(**limit)
+    started = time.monotonic()
+    await asyncio.gather(
+        *(
+            replica.rest("svc").get("/items", params={"i": i})
+            for i in range(15)
+            for replica in (a, b)
+        )
+    )
+    elapsed = time.monotonic() - started
+    assert len(double.received) == 30
+    # Two local buckets would let 50/s through; one shared bucket keeps both to 25/s.
+    assert_within_rate([r.at for r in double.received], rate=25, burst=2)
+    assert elapsed >= (30 - 2) / 25 - 0.05
+
+
+async def test_a_shared_limit_refuses_what_cannot_start_before_the_deadline(
+    replicas: Replica, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    from graftql.errors import UpstreamRateLimited
+    from graftql.upstreams import deadline
+
+    double, _ = scripted
+    limit = {"dedup": False, "rate_limit": {"rate": 2, "burst": 1, "shared": True}}
+    a, b = replicas(**limit), replicas(**limit)
+    await a.rest("svc").get("/first")  # takes the only token for the next 0.5 s
+    token = deadline.start(0.2)
+    try:
+        with pytest.raises(UpstreamRateLimited):
+            await b.rest("svc").get("/second")
+    finally:
+        deadline.reset(token)
+    assert len(double.received) == 1
+
+
+async def test_without_redis_each_replica_keeps_its_own_policies(
+    replicas: Replica, scripted: tuple[ScriptedUpstream, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    double, _ = scripted
+    nowhere = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    upstreams = replicas(
+        nowhere,
+        dedup=False,
+        rate_limit={"rate": 40, "burst": 1, "shared": True},
+        **BREAKER,
+    )
+    with caplog.at_level(logging.WARNING, logger="graftql.upstreams"):
+        await asyncio.gather(*(upstreams.rest("svc").get("/i", params={"i": i}) for i in range(8)))
+    assert len(double.received) == 8
+    assert_within_rate([r.at for r in double.received], rate=40, burst=1)  # the local bucket
+    warnings = [r.getMessage() for r in caplog.records if "redis unavailable" in r.getMessage()]
+    assert len(warnings) == 1  # once, not once per call
+    assert warnings[0] == (
+        "redis unavailable (take a rate-limit token: ConnectionError); "
+        "shared policies fall back to this replica's own"
+    )
+    double.default.status = 503
+    for i in range(8):  # 8 failures after 8 successes: half of the window
+        with pytest.raises(UpstreamUnavailable):
+            await upstreams.rest("svc").get("/fail", params={"i": i})
+    with pytest.raises(CircuitOpen):  # the local breaker still works
+        await upstreams.rest("svc").get("/fail")
+
+
+async def test_a_hanging_redis_costs_one_timeout_not_one_per_call(
+    replicas: Replica, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    """Redis that accepts no connection (a full accept queue): the first command waits
+    ``redis.timeout``; later calls skip Redis for a while instead of waiting again."""
+    double, _ = scripted
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=1)
+    try:
+        upstreams = replicas(
+            f"redis://127.0.0.1:{port}/0",
+            dedup=False,
+            rate_limit={"rate": 1000, "burst": 10, "shared": True},
+        )
+        started = time.monotonic()
+        for i in range(10):
+            await upstreams.rest("svc").get("/i", params={"i": i})
+        elapsed = time.monotonic() - started
+    finally:
+        filler.close()
+        listener.close()
+    assert len(double.received) == 10
+    assert 0.25 <= elapsed < 0.8  # one redis.timeout (0.25 s), not ten
+
+
+class RedisProxy:
+    """A TCP proxy in front of the real Redis that a test can cut and restore, to lose the
+    connection the way a network partition or a Redis restart does."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", 6379)
+        self._writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except OSError:
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+
+async def test_a_replica_catches_up_after_losing_redis(
+    replicas: Replica, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    double, _ = scripted
+    double.default.status = 503
+    proxy = RedisProxy()
+    await proxy.start()
+    a = replicas(**BREAKER)
+    b = replicas(f"redis://127.0.0.1:{proxy.port}/0", **BREAKER)
+    await b.start()
+    await proxy.cut()  # b no longer hears anything
+    for i in range(4):
+        with pytest.raises(UpstreamUnavailable):
+            await a.rest("svc").get("/items", params={"i": i})
+    breaker_b = b["svc"].breaker
+    assert breaker_b is not None
+    await asyncio.sleep(0.05)
+    assert breaker_b.state == "closed"  # the announcement was lost with the connection
+    await proxy.start()  # Redis is reachable again, on the same port
+    # b listens again (first retry after 0.1 s) and reads the stored state on resubscribing.
+    await eventually(lambda: breaker_b.state == "open")
+    with pytest.raises(CircuitOpen):
+        await b.rest("svc").get("/items")
+    assert len(double.received) == 4
+    await proxy.cut()
+
+
+@pytest.mark.parametrize(("redis_url", "shown"), [(REDIS, "up"), ("redis://127.0.0.1:1/0", "down")])
+def test_readyz_shows_redis_without_depending_on_it(
+    scripted: tuple[ScriptedUpstream, str], redis_url: str, shown: str
+) -> None:
+    _, url = scripted
+    config = parse_config(
+        {
+            "schema": "tests:unused",
+            "redis": {"url": redis_url},
+            "upstreams": {"svc": {"kind": "rest", "url": url, "breaker": {"shared": True}}},
+        }
+    )
+    with ServerThread(create_app(config, GatewaySchema(query=Query))) as server:
+        ready = httpx.get(f"{server.url}/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["redis"] == shown
+    assert ready.json()["upstreams"]["svc"]["breaker"] == "closed"
+
+
+@strawberry.type
+class Query:
+    hello: str = "world"
+
+
+async def test_shared_bucket_arithmetic() -> None:
+    """The Lua token bucket: ``burst`` tokens at once, then one per 1/rate seconds; a wait
+    beyond the budget is refused and takes nothing."""
+    from graftql.config import RateLimitConfig, RedisConfig
+    from graftql.upstreams.limits import Rejected
+    from graftql.upstreams.shared import SharedState
+
+    prefix = f"graftql-test-{uuid.uuid4().hex}:"
+    shared = SharedState(RedisConfig(key_prefix=prefix))
+    config = RateLimitConfig(rate=10, burst=3)
+    try:
+        waits = [await shared.reserve("svc", config, None) for _ in range(5)]
+        assert waits[:3] == [0.0, 0.0, 0.0]
+        assert waits[3] == pytest.approx(0.1, abs=0.01)
+        assert waits[4] == pytest.approx(0.2, abs=0.01)
+        with pytest.raises(Rejected) as refused:
+            await shared.reserve("svc", config, 0.25)
+        assert refused.value.wait == pytest.approx(0.3, abs=0.01)
+        # The refusal took nothing: the next caller with room waits the same 0.3 s.
+        assert await shared.reserve("svc", config, 1.0) == pytest.approx(0.3, abs=0.01)
+    finally:
+        await shared._client.delete(f"{prefix}rate:svc")
+        await shared.aclose()
