@@ -40,6 +40,7 @@ __all__ = [
     "BearerAuth",
     "BreakerConfig",
     "BulkheadConfig",
+    "EndpointConfig",
     "GatewayConfig",
     "HmacAuth",
     "OAuth2ClientCredentials",
@@ -217,6 +218,48 @@ class BulkheadConfig(_Model):
     max_queue: int = Field(100, ge=0)
 
 
+class RetryOverride(_Model):
+    """``retry:`` inside an endpoint: only the keys given replace the upstream's."""
+
+    attempts: int | None = Field(None, ge=1, le=10)
+    base_delay: float | None = Field(None, gt=0, le=60)
+    max_delay: float | None = Field(None, gt=0, le=300)
+    idempotency_key_header: str | None = None
+
+
+_ENDPOINT_MATCH = re.compile(
+    r"^(?:(?P<method>GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|\*) (?P<path>/\S*)"
+    r"|(?P<operation>query|mutation) (?P<name>[A-Za-z_*][A-Za-z0-9_*]*))$"
+)
+
+
+class EndpointConfig(_Model):
+    """One entry of ``endpoints:``: policies for some of an upstream's calls.
+
+    ``match`` is ``"METHOD /path/glob"`` for a REST upstream (``*`` is one path segment,
+    ``**`` any number; the method may be ``*``) or ``"query Name"`` / ``"mutation Name"`` for a
+    GraphQL upstream (the operation the gateway sends; ``*`` in the name matches anything).
+    The first entry that matches applies; keys it leaves out keep the upstream's values. The
+    breaker, rate limit and bulkhead protect the upstream as a whole and stay per upstream.
+    """
+
+    match: str
+    timeout: float | None = Field(None, gt=0, le=600, description="seconds per attempt")
+    connect_timeout: float | None = Field(None, gt=0, le=600)
+    read_timeout: float | None = Field(None, gt=0, le=600)
+    retry: RetryOverride | None = None
+    dedup: bool | None = None
+
+    @field_validator("match")
+    @classmethod
+    def _match(cls, value: str) -> str:
+        if not _ENDPOINT_MATCH.match(value):
+            raise ValueError(
+                "must be 'METHOD /path' (e.g. 'GET /reports/*') or 'query Name' / 'mutation Name'"
+            )
+        return value
+
+
 class UpstreamConfig(_Model):
     """One entry of ``upstreams:``: a REST or GraphQL service the gateway calls."""
 
@@ -241,8 +284,29 @@ class UpstreamConfig(_Model):
     # /healthz; default: the upstream URL itself.
     health_path: str | None = Field(None, pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
     xml: XmlConfig = Field(default_factory=XmlConfig)
+    endpoints: list[EndpointConfig] = Field(default_factory=list)
 
     _check_url = field_validator("url")(lambda v: _http_url(v))
+
+    @model_validator(mode="after")
+    def _endpoint_kinds(self) -> UpstreamConfig:
+        wanted = "method" if self.kind == "rest" else "operation"
+        example = "'GET /reports/*'" if self.kind == "rest" else "'query Name'"
+        for index, endpoint in enumerate(self.endpoints):
+            found = _ENDPOINT_MATCH.match(endpoint.match)
+            if found is not None and found.group(wanted) is None:
+                raise ValidationError.from_exception_data(
+                    "UpstreamConfig",
+                    [
+                        {
+                            "type": "value_error",
+                            "loc": ("endpoints", index, "match"),
+                            "input": endpoint.match,
+                            "ctx": {"error": f"a {self.kind} upstream matches like {example}"},
+                        }
+                    ],
+                )
+        return self
 
     @field_validator("headers", mode="before")
     @classmethod

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -28,7 +29,7 @@ import httpx
 import orjson
 
 from graftql._version import __version__
-from graftql.config import UpstreamConfig
+from graftql.config import EndpointConfig, UpstreamConfig
 from graftql.errors import (
     CircuitOpen,
     UpstreamAuthError,
@@ -49,13 +50,23 @@ from graftql.upstreams.shared import SharedState
 from graftql.upstreams.singleflight import SingleFlight, request_key
 from graftql.upstreams.transport import BodyTooLarge, PooledTransport
 
-__all__ = ["Probe", "Upstream"]
+__all__ = ["CallPolicy", "Probe", "Upstream"]
 
 logger = logging.getLogger("graftql.upstreams")
 
 _PROBE_TIMEOUT = 2.0
 _MAX_PAUSE = 60.0  # the longest retry wait without a request deadline
 _USER_AGENT = f"graftql/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class CallPolicy:
+    """What one call is allowed: the upstream's settings, or an ``endpoints:`` entry's."""
+
+    timeout: float  # the attempt's total
+    timeouts: dict[str, float | None]  # connect / read / write / pool, for the transport
+    retry: RetryPolicy
+    dedup: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +104,6 @@ class Upstream:
             else:
                 self._headers[key] = value.reveal()
         self.flights: SingleFlight[httpx.Response] = SingleFlight()
-        self.retry = RetryPolicy(config.retry)
         self.breaker = CircuitBreaker(config.breaker) if config.breaker.enabled else None
         self.rate = RateLimiter(config.rate_limit)
         # Redis-shared state, for the policies that ask for it (``shared: true``).
@@ -104,14 +114,40 @@ class Upstream:
         if self._shared_breaker is not None and self.breaker is not None:
             self._shared_breaker.track(name, self.breaker)
         self.bulkhead = Bulkhead(config.bulkhead)
-        seconds = config.timeout
-        self._timeout: dict[str, float | None] = {
-            "connect": min(config.connect_timeout, seconds),
-            # None: no limit between bytes of its own; the attempt's total still applies.
-            "read": min(config.read_timeout, seconds) if config.read_timeout else None,
-            "write": seconds,
-            "pool": seconds,
-        }
+        self.retry = RetryPolicy(config.retry)
+        self.policy = _policy(
+            config.timeout, config.connect_timeout, config.read_timeout, self.retry, config.dedup
+        )
+        self._endpoints = [
+            (_endpoint_pattern(e.match), self._endpoint(e)) for e in config.endpoints
+        ]
+
+    def _endpoint(self, endpoint: EndpointConfig) -> CallPolicy:
+        config = self.config
+        retry = self.retry
+        if endpoint.retry is not None:
+            changes = endpoint.retry.model_dump(exclude_none=True)
+            # The upstream's retry budget is shared: an endpoint cannot retry more in all.
+            retry = RetryPolicy(config.retry.model_copy(update=changes), budget=self.retry.budget)
+        return _policy(
+            endpoint.timeout or config.timeout,
+            endpoint.connect_timeout or config.connect_timeout,
+            endpoint.read_timeout or config.read_timeout,
+            retry,
+            config.dedup if endpoint.dedup is None else endpoint.dedup,
+        )
+
+    def policy_for(self, call: str) -> CallPolicy:
+        """The policy of the first ``endpoints:`` entry matching ``call`` ("GET /path" or
+        "query Name"), else the upstream's."""
+        for pattern, policy in self._endpoints:
+            if pattern.match(call):
+                return policy
+        return self.policy
+
+    @property
+    def has_endpoints(self) -> bool:
+        return bool(self._endpoints)
 
     def prepare(
         self,
@@ -120,8 +156,11 @@ class Upstream:
         *,
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
+        policy: CallPolicy | None = None,
     ) -> httpx.Request:
-        """A request carrying the upstream's static headers; ``url`` must be absolute."""
+        """A request carrying the upstream's static headers; ``url`` must be absolute.
+        ``policy`` defaults to the upstream's own."""
+        policy = policy or self.policy
         all_headers = self._headers.copy()
         if headers:
             all_headers.update(headers)
@@ -134,7 +173,11 @@ class Upstream:
             url,
             headers=all_headers,
             content=content,
-            extensions={"timeout": self._timeout, "max_body": self.config.max_response_bytes},
+            extensions={
+                "timeout": policy.timeouts,
+                "max_body": self.config.max_response_bytes,
+                "graftql.policy": policy,
+            },
         )
 
     async def send(
@@ -153,22 +196,27 @@ class Upstream:
         """
         if idempotent is None:
             idempotent = request.method in ("GET", "HEAD")
-        if idempotent and self.config.dedup:
+        policy: CallPolicy = request.extensions.get("graftql.policy") or self.policy
+        if idempotent and policy.dedup:
             key = request_key(request)
             left = deadline.remaining()
             try:
                 # A caller that joins a shared call still waits only until its own deadline;
                 # the shared call goes on for the others.
                 async with asyncio.timeout(left if left is None else max(left, 0.0)):
-                    return await self.flights.do(key, lambda: self._call(request, idempotent=True))
+                    return await self.flights.do(
+                        key, lambda: self._call(request, policy, idempotent=True)
+                    )
             except TimeoutError:
                 raise self._refused(
                     UpstreamTimeout, f"the request's deadline passed before {self.name} answered"
                 ) from None
-        return await self._call(request, idempotent=idempotent)
+        return await self._call(request, policy, idempotent=idempotent)
 
-    async def _call(self, request: httpx.Request, *, idempotent: bool) -> httpx.Response:
-        policy = self.retry
+    async def _call(
+        self, request: httpx.Request, call: CallPolicy, *, idempotent: bool
+    ) -> httpx.Response:
+        policy = call.retry
         key_header = policy.config.idempotency_key_header
         if (
             key_header
@@ -182,7 +230,7 @@ class Upstream:
         attempt = 1
         while True:
             try:
-                return await self._guarded(request)
+                return await self._guarded(request, call)
             except UpstreamError as error:
                 if not (
                     (safe or not error.sent)  # a call that never left may always go again
@@ -200,7 +248,7 @@ class Upstream:
                 await asyncio.sleep(pause)
                 attempt += 1
 
-    async def _guarded(self, request: httpx.Request) -> httpx.Response:
+    async def _guarded(self, request: httpx.Request, call: CallPolicy) -> httpx.Response:
         """One attempt behind the bulkhead, the circuit breaker and the rate limit."""
         try:
             await self.bulkhead.acquire(deadline.remaining())
@@ -210,15 +258,15 @@ class Upstream:
                 UpstreamUnavailable, f"too many calls to {self.name} are already waiting"
             ) from None
         try:
-            return await self._behind_breaker(request)
+            return await self._behind_breaker(request, call)
         finally:
             self.bulkhead.release()
 
-    async def _behind_breaker(self, request: httpx.Request) -> httpx.Response:
+    async def _behind_breaker(self, request: httpx.Request, call: CallPolicy) -> httpx.Response:
         breaker = self.breaker
         if breaker is None:
             await self._take_rate_token()
-            return await self._attempt(request)
+            return await self._attempt(request, call)
         shared = self._shared_breaker
         if shared is not None:
             await shared.start()  # hear the other replicas before the first call
@@ -232,7 +280,7 @@ class Upstream:
         try:
             await self._take_rate_token()
             started = time.monotonic()  # a slow call is the upstream's time, not our queueing
-            response = await self._attempt(request)
+            response = await self._attempt(request, call)
         except UpstreamError as error:
             if error.retryable:  # the gateway's own refusals say nothing about the upstream
                 moved = breaker.record(
@@ -287,8 +335,8 @@ class Upstream:
         error.retryable = False
         return error
 
-    async def _attempt(self, request: httpx.Request) -> httpx.Response:
-        limit = self.config.timeout
+    async def _attempt(self, request: httpx.Request, call: CallPolicy) -> httpx.Response:
+        limit = call.timeout
         left = deadline.remaining()
         if left is not None and left < limit:
             if left <= 0:  # nothing was sent: this says nothing about the upstream
@@ -305,20 +353,20 @@ class Upstream:
         except httpx.ConnectTimeout as exc:
             error = UpstreamUnavailable(
                 self.name,
-                f"{self.name} could not be reached within {self._timeout['connect'] or 0:g}s",
+                f"{self.name} could not be reached within {call.timeouts['connect'] or 0:g}s",
             )
             error.sent = False
             raise error from exc
         except httpx.ReadTimeout as exc:
             raise UpstreamTimeout(
                 self.name,
-                f"{self.name} sent nothing for {self._timeout['read'] or 0:g}s",
+                f"{self.name} sent nothing for {call.timeouts['read'] or 0:g}s",
             ) from exc
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise UpstreamTimeout(
                 self.name,
-                f"{self.name} did not answer within {self.config.timeout:g}s"
-                if limit == self.config.timeout
+                f"{self.name} did not answer within {call.timeout:g}s"
+                if limit == call.timeout
                 else f"the request's deadline passed before {self.name} answered",
             ) from exc
         except BodyTooLarge as exc:
@@ -403,7 +451,7 @@ class Upstream:
         path = self.config.health_path
         url = self.url.copy_with(raw_path=path.encode("ascii")) if path else self.url
         request = httpx.Request(
-            "GET", url, headers=self._probe_headers, extensions={"timeout": self._timeout}
+            "GET", url, headers=self._probe_headers, extensions={"timeout": self.policy.timeouts}
         )
         started = time.perf_counter()
         try:
@@ -422,6 +470,31 @@ class Upstream:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+
+def _policy(
+    total: float, connect: float, read: float | None, retry: RetryPolicy, dedup: bool
+) -> CallPolicy:
+    timeouts: dict[str, float | None] = {
+        "connect": min(connect, total),
+        # None: no limit between bytes of its own; the attempt's total still applies.
+        "read": min(read, total) if read else None,
+        "write": total,
+        "pool": total,
+    }
+    return CallPolicy(total, timeouts, retry, dedup)
+
+
+def _endpoint_pattern(match: str) -> re.Pattern[str]:
+    """``"GET /reports/*"`` as a regular expression over ``"METHOD /path"`` (or
+    ``"query Name"``): ``*`` is one path segment (any name part), ``**`` anything."""
+    head, _, tail = match.partition(" ")
+    head = r"[A-Z]+" if head == "*" else re.escape(head)
+    parts = re.split(r"(\*\*|\*)", tail)
+    body = "".join(
+        ".*" if part == "**" else "[^/]*" if part == "*" else re.escape(part) for part in parts
+    )
+    return re.compile(f"{head} {body}\\Z")
 
 
 def _is_outage(error: UpstreamError) -> bool:

@@ -59,9 +59,17 @@ class _UpstreamTransport(HTTPXAsyncTransport):
 
     async def execute(self, request: GraphQLRequest, **_: Any) -> ExecutionResult:
         upstream = self._upstream
-        http_request = upstream.prepare("POST", upstream.url, json_body=upstream.payload(request))
+        is_query = upstream.is_query(request)
+        policy = None
+        if upstream.has_endpoints:
+            operation = get_operation_ast(request.document, request.operation_name)
+            name = operation.name.value if operation is not None and operation.name else ""
+            policy = upstream.policy_for(f"{'query' if is_query else 'mutation'} {name}")
+        http_request = upstream.prepare(
+            "POST", upstream.url, json_body=upstream.payload(request), policy=policy
+        )
         try:
-            response = await upstream.send(http_request, idempotent=upstream.is_query(request))
+            response = await upstream.send(http_request, idempotent=is_query)
         except UpstreamBadResponse as exc:
             # GraphQL over HTTP answers a document the server cannot run with 4xx and errors.
             errors = _graphql_errors(exc.response) if exc.status in (400, 422) else None

@@ -93,7 +93,10 @@ class RestUpstream(Upstream):
         query = {k: v for k, v in (params or {}).items() if v is not None}
         if query or self._base_query:
             url = url.copy_merge_params({**self._base_query, **query})
-        return self.prepare(method, url, json_body=json_body, headers=headers)
+        policy = (
+            self.policy_for(f"{method} /{relative.lstrip('/')}") if self.has_endpoints else None
+        )
+        return self.prepare(method, url, json_body=json_body, headers=headers, policy=policy)
 
     async def request(
         self,

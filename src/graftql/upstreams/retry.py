@@ -96,9 +96,10 @@ class RetryPolicy:
         *,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        budget: RetryBudget | None = None,
     ) -> None:
         self.config = config
-        self.budget = RetryBudget(config.budget, window=config.budget_window, clock=clock)
+        self.budget = budget or RetryBudget(config.budget, window=config.budget_window, clock=clock)
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
 
     def may_retry(self, request: httpx.Request, idempotent: bool) -> bool:
