@@ -6,7 +6,7 @@ object is what lets tests and the demo observe what the gateway actually sent up
 
 * it counts requests per ``"METHOD /route/template"`` and keeps a bounded log of each request
   exactly as it arrived on the wire (raw, still percent-encoded path; raw query; headers);
-* it injects chaos: fixed latency and seeded, reproducible failures;
+* it injects chaos: fixed latency, and seeded, reproducible failures and slow requests;
 * it runs the service's credential check ("guard") after counting, so rejected requests are
   still visible in the statistics.
 
@@ -52,25 +52,34 @@ class ChaosError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ChaosSettings:
+    """What a service does to every counted request.
+
+    ``latency_ms`` delays every request; a seeded share ``slow_rate`` of them waits ``slow_ms``
+    more; a seeded share ``failure_rate`` is answered with ``failure_status``. Both shares are
+    drawn from one random generator seeded with ``seed``, once per request in arrival order:
+    first the slow draw (only while ``slow_rate > 0``), then the failure draw (only while
+    ``failure_rate > 0``); see :func:`draw_chaos`.
+    """
+
     latency_ms: int = 0
     failure_rate: float = 0.0
     failure_status: int = 503
     seed: int = 0
+    slow_rate: float = 0.0
+    slow_ms: int = 0
 
     def __post_init__(self) -> None:
         _check_int("latency_ms", self.latency_ms, 0, MAX_LATENCY_MS)
         _check_int("failure_status", self.failure_status, 400, 599)
         _check_int("seed", self.seed, -(2**63), 2**63 - 1)
-        rate = self.failure_rate
-        # bool is an int subclass; "failure_rate": true is a client bug, not 1.0.
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
-            raise ChaosError("failure_rate must be a number between 0 and 1")
+        _check_int("slow_ms", self.slow_ms, 0, MAX_LATENCY_MS)
         # JSON "1" arrives as an int; store a float so GET /__chaos always shows one type.
-        object.__setattr__(self, "failure_rate", float(rate))
+        object.__setattr__(self, "failure_rate", _check_rate("failure_rate", self.failure_rate))
+        object.__setattr__(self, "slow_rate", _check_rate("slow_rate", self.slow_rate))
 
     def updated(self, changes: Mapping[str, object]) -> ChaosSettings:
         """Return a copy with ``changes`` applied; unknown keys and bad values raise."""
-        unknown = set(changes) - {"latency_ms", "failure_rate", "failure_status", "seed"}
+        unknown = set(changes) - set(self.__dataclass_fields__)
         if unknown:
             raise ChaosError(f"unknown chaos setting(s): {', '.join(sorted(unknown))}")
         return replace(self, **changes)  # type: ignore[arg-type]  # values checked above
@@ -82,6 +91,39 @@ class ChaosSettings:
 def _check_int(name: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ChaosError(f"{name} must be an integer between {low} and {high}")
+
+
+def _check_rate(name: str, value: object) -> float:
+    # bool is an int subclass; "failure_rate": true is a client bug, not 1.0.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise ChaosError(f"{name} must be a number between 0 and 1")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosDraw:
+    """What chaos does to one request: how long it waits (``latency_ms``, plus ``slow_ms`` when
+    it is one of the slow share), and the status to fail with (None: handle it normally)."""
+
+    latency_ms: int = 0
+    slow: bool = False
+    failure_status: int | None = None
+
+
+def draw_chaos(settings: ChaosSettings, rng: random.Random) -> ChaosDraw:
+    """One request's draws from ``rng``: slow first, then failure, each only when enabled.
+
+    Drawing only for enabled shares keeps each one's sequence predictable from the seed: with
+    only failures on, request *n* fails exactly when the seed's *n*-th number is below the rate.
+    Replaying this over a fresh ``random.Random(seed)`` reproduces what a service did to its
+    first requests after a reset or a chaos change.
+    """
+    slow = settings.slow_rate > 0 and rng.random() < settings.slow_rate
+    failure: int | None = None
+    if settings.failure_rate > 0 and rng.random() < settings.failure_rate:
+        failure = settings.failure_status
+    latency_ms = settings.latency_ms + (settings.slow_ms if slow else 0)
+    return ChaosDraw(latency_ms, slow, failure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +165,13 @@ class ServiceControl:
         failure_rate: float = 0.0,
         failure_status: int = 503,
         seed: int = 0,
+        slow_rate: float = 0.0,
+        slow_ms: int = 0,
     ) -> None:
         self.name = name
-        self._defaults = ChaosSettings(latency_ms, failure_rate, failure_status, seed)
+        self._defaults = ChaosSettings(
+            latency_ms, failure_rate, failure_status, seed, slow_rate, slow_ms
+        )
         # The HTTP server runs in its own thread for sync tests, while tests may inspect the
         # control directly, so every mutation happens under this lock.
         self._lock = threading.Lock()
@@ -161,15 +207,18 @@ class ServiceControl:
             self._counts[route_key] += 1
             self._log.append(entry)
 
-    def roll_failure(self) -> int | None:
-        """Decide whether this request fails; returns the status to fail with, or None."""
+    def roll(self) -> ChaosDraw:
+        """Decide what chaos does to this request: how long it waits and whether it fails."""
         with self._lock:
-            chaos = self._chaos
-            # Only draw when failures are enabled, so enabling them later starts a fresh,
-            # predictable sequence from the seed.
-            if chaos.failure_rate > 0 and self._rng.random() < chaos.failure_rate:
-                return chaos.failure_status
-            return None
+            # Both draws under one lock: concurrent requests never interleave their draws, so
+            # the sequence of outcomes depends only on the seed and the order of arrival.
+            return draw_chaos(self._chaos, self._rng)
+
+    def roll_failure(self) -> int | None:
+        """Decide whether this request fails; returns the status to fail with, or None.
+
+        The same draws as :meth:`roll` (a slow draw too, while slow requests are on)."""
+        return self.roll().failure_status
 
     def count(self, route_key: str) -> int:
         with self._lock:
@@ -268,10 +317,11 @@ class ControlMiddleware:
             await self.app(scope, receive, send)
             return
         self.control.record(f"{scope['method']} {route_template(self.routes, scope)}", scope)
-        latency_ms = self.control.chaos.latency_ms
-        if latency_ms:
-            await asyncio.sleep(latency_ms / 1000)
-        failure_status = self.control.roll_failure()
+        # Drawn on arrival, before any waiting, so the outcomes follow the arrival order.
+        draw = self.control.roll()
+        if draw.latency_ms:
+            await asyncio.sleep(draw.latency_ms / 1000)
+        failure_status = draw.failure_status
         if failure_status is not None:
             response = self.error_response(failure_status, "injected_failure", "injected by chaos")
             await response(scope, receive, send)
