@@ -267,6 +267,39 @@ async def test_rate_limit_spaces_calls_to_the_upstream(
     assert_within_rate([r.at for r in double.received], rate=40, burst=1)
 
 
+async def test_a_low_upstream_quota_spaces_calls_until_its_reset(
+    scripted: tuple[ScriptedUpstream, str],
+) -> None:
+    double, url = scripted
+    quota = {"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1", "x-ratelimit-limit": "20"}
+    double.default.headers = {"content-type": "application/json", **quota}
+    upstream = rest(url, dedup=False)
+    await upstream.get("/first")  # the upstream says: 3 calls left in the next second
+    await asyncio.gather(*(upstream.get("/items", params={"i": i}) for i in range(3)))
+    await upstream.aclose()
+    arrivals = [r.at for r in double.received[1:]]
+    # Spread over the window (about 1/3 s apart) instead of spent at once.
+    assert_within_rate(arrivals, rate=3, burst=1, jitter=0.05)
+    assert upstream.rate.quota() == {
+        "remaining": 3,
+        "limit": 20,
+        "reset_in": pytest.approx(1, abs=0.1),
+    }
+
+
+def test_readyz_shows_the_upstreams_quota(
+    gateway_with_deadline: str, scripted: tuple[ScriptedUpstream, str]
+) -> None:
+    double, _ = scripted
+    double.answer(json_body={}, headers={"ratelimit": '"default";r=42;t=30'})
+    graphql(gateway_with_deadline, "{ slow }")
+    report = httpx.get(f"{gateway_with_deadline}/readyz").json()
+    assert report["upstreams"]["svc"]["quota"] == {
+        "remaining": 42,
+        "reset_in": pytest.approx(30, abs=1),
+    }
+
+
 async def test_bulkhead_caps_calls_in_flight_and_rejects_beyond_its_queue(
     scripted: tuple[ScriptedUpstream, str],
 ) -> None:

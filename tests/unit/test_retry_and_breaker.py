@@ -249,6 +249,63 @@ def test_upstream_quota_headers_pause_calls_until_the_reset() -> None:
     assert limiter.remaining == 7 and limiter.reserve(None) == 0
 
 
+def test_a_low_quota_is_spread_over_the_rest_of_the_window() -> None:
+    """5 calls left for the next 10 s (limit 50): one call every 2 s instead of 5 now and 429s
+    after."""
+    clock = Clock()
+    limiter = RateLimiter(None, clock=clock)
+    limiter.observe(
+        httpx.Response(
+            200,
+            headers={
+                "X-RateLimit-Remaining": "5",
+                "X-RateLimit-Reset": "10",
+                "X-RateLimit-Limit": "50",
+            },
+        )
+    )
+    assert [limiter.reserve(None) for _ in range(3)] == pytest.approx([0, 2, 4])
+    with pytest.raises(Rejected):
+        limiter.reserve(5)  # the next turn is 6 s away
+    assert limiter.quota() == {"remaining": 5, "limit": 50, "reset_in": 10.0}
+    clock.now += 10  # the window has refilled: no more pacing
+    assert limiter.reserve(None) == 0 and limiter.reserve(None) == 0
+
+
+def test_plenty_of_quota_is_not_paced() -> None:
+    clock = Clock()
+    limiter = RateLimiter(None, clock=clock)
+    limiter.observe(
+        httpx.Response(
+            200,
+            headers={
+                "RateLimit-Remaining": "40",
+                "RateLimit-Reset": "10",
+                "RateLimit-Limit": "100",
+            },
+        )
+    )
+    assert [limiter.reserve(None) for _ in range(10)] == [0] * 10
+
+
+def test_the_structured_ietf_fields_are_read() -> None:
+    clock = Clock()
+    limiter = RateLimiter(None, clock=clock)
+    limiter.observe(
+        httpx.Response(
+            200,
+            headers={
+                "RateLimit": '"burst";r=40;t=1, "daily";r=0;t=30',
+                "RateLimit-Policy": '"burst";q=100;w=1, "daily";q=1000;w=86400',
+            },
+        )
+    )
+    assert limiter.remaining == 0 and limiter.limit == 100  # the tightest policy of each
+    assert limiter.reserve(None) == 30
+    limiter.observe(httpx.Response(200, headers={"RateLimit": "garbage;r=x"}))
+    assert limiter.remaining == 0  # an unreadable field changes nothing
+
+
 def test_retry_budget_forgets_old_calls_even_without_retries() -> None:
     clock = Clock()
     budget = RetryBudget(0.2, window=10, clock=clock)

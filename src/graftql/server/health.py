@@ -38,6 +38,9 @@ async def readyz(request: Request) -> JSONResponse:
             "detail": probe.detail,
             "breaker": upstream.breaker.state if upstream.breaker else "disabled",
         }
+        quota = upstream.rate.quota()
+        if quota is not None:  # what the upstream's own rate-limit headers last said
+            report[name]["quota"] = quota
     body: dict[str, object] = {"status": "ready" if ready else "unready", "upstreams": report}
     if upstreams.shared is not None:
         # Not a reason to be unready: without Redis each replica keeps its own policies.

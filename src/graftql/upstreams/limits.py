@@ -3,8 +3,9 @@
 - ``RateLimiter``: a token bucket (``rate`` per second, ``burst`` at once). A caller reserves a
   token and waits for it when it can have it within the request's deadline; otherwise it fails
   at once. It also obeys the upstream's own quota headers (``RateLimit-Remaining`` /
-  ``X-RateLimit-Remaining`` with their reset): at zero remaining, calls wait for the reset
-  instead of collecting 429s.
+  ``X-RateLimit-Remaining`` with their reset, or the IETF structured ``RateLimit`` field): when
+  the quota runs low, the calls left are spread over the rest of the window, and at zero calls
+  wait for the reset instead of collecting 429s.
 - ``Bulkhead``: at most ``max_concurrent`` calls in flight and ``max_queue`` waiting, so one
   slow upstream cannot take every connection and task of the gateway.
 
@@ -42,15 +43,27 @@ class RateLimiter:
         self._clock = clock
         self._tokens = float(config.burst) if config else 0.0
         self._updated = clock()
-        self.remaining: int | None = None  # the upstream's own count, from its headers
-        self._quota_reset = 0.0  # on our clock: when an exhausted upstream quota refills
+        # The upstream's own account of its quota, from its headers.
+        self.remaining: int | None = None
+        self.limit: int | None = None
+        self._quota_reset = 0.0  # on our clock: when the upstream's quota window refills
+        self._quota_slot = 0.0  # on our clock: the next call's turn while the quota runs low
 
     def reserve(self, budget: float | None, *, bucket: bool = True) -> float:
         """Take a token; returns the seconds to wait before using it. Raises ``Rejected``
         (taking nothing) when that wait would exceed ``budget``. ``bucket=False``: only the
         upstream's own quota counts (the token came from the shared bucket)."""
         now = self._clock()
-        wait = max(0.0, self._quota_reset - now) if self.remaining == 0 else 0.0
+        wait = 0.0
+        slot = None
+        if self.remaining is not None and now < self._quota_reset:
+            if self.remaining == 0:
+                wait = self._quota_reset - now
+            elif self.remaining <= self._low_water():
+                # Spread what is left over the rest of the window instead of spending it now
+                # and collecting 429s until the reset.
+                slot = max(now, self._quota_slot)
+                wait = slot - now
         cfg = self.config if bucket else None
         if cfg is not None:
             self._tokens = min(cfg.burst, self._tokens + (now - self._updated) * cfg.rate)
@@ -61,25 +74,76 @@ class RateLimiter:
             raise Rejected(wait)
         if cfg is not None:
             self._tokens -= 1
+        if slot is not None and self.remaining:
+            self._quota_slot = slot + (self._quota_reset - now) / self.remaining
         return wait
 
+    def _low_water(self) -> int:
+        """Remaining calls at which pacing starts: a tenth of the limit, at least 5."""
+        return max(5, (self.limit or 0) // 10)
+
+    def quota(self) -> dict[str, float] | None:
+        """What the upstream last said about its quota (for /readyz and metrics)."""
+        if self.remaining is None:
+            return None
+        report: dict[str, float] = {"remaining": self.remaining}
+        if self.limit is not None:
+            report["limit"] = self.limit
+        left = self._quota_reset - self._clock()
+        if left > 0:
+            report["reset_in"] = round(left, 1)
+        return report
+
     def observe(self, response: httpx.Response) -> None:
-        """Read the upstream's quota headers (IETF RateLimit and the common X- forms)."""
+        """Read the upstream's quota headers: ``RateLimit-Remaining/-Reset/-Limit`` and the
+        ``X-RateLimit-`` forms, or the structured ``RateLimit`` / ``RateLimit-Policy`` fields
+        of the IETF draft (``"default";r=5;t=30``, ``"default";q=100;w=60``)."""
         headers = response.headers
-        remaining = headers.get("ratelimit-remaining") or headers.get("x-ratelimit-remaining")
-        if remaining is None or not remaining.strip().isdigit():
+        remaining = _count(headers, "remaining")
+        reset = _count(headers, "reset")
+        limit = _count(headers, "limit")
+        structured = headers.get("ratelimit")
+        if remaining is None and structured:
+            remaining, reset = _structured(structured, "r", "t")
+        if limit is None and headers.get("ratelimit-policy"):
+            limit, _ = _structured(headers["ratelimit-policy"], "q", "w")
+        if remaining is None:
             return
-        self.remaining = int(remaining)
-        reset = headers.get("ratelimit-reset") or headers.get("x-ratelimit-reset")
-        if reset and reset.strip().isdigit():
-            value = int(reset)
+        self.remaining = remaining
+        if limit is not None:
+            self.limit = limit
+        if reset is not None:
             # Seconds to wait, or (X- form, large values) a unix time of the reset, in seconds
             # or milliseconds. Never trust it for more than a minute: a wrong reading would
             # otherwise stop all calls, and then nothing could correct it.
-            if value > 10**12:
-                value //= 1000
-            seconds = value - time.time() if value > 10**9 else value
+            if reset > 10**12:
+                reset //= 1000
+            seconds = reset - time.time() if reset > 10**9 else reset
             self._quota_reset = self._clock() + min(_MAX_QUOTA_PAUSE, max(0.0, seconds))
+
+
+def _count(headers: httpx.Headers, field: str) -> int | None:
+    """``RateLimit-<field>``, else ``X-RateLimit-<field>``, as a whole number."""
+    value = headers.get(f"ratelimit-{field}") or headers.get(f"x-ratelimit-{field}")
+    return _number(value)
+
+
+def _number(value: str | None) -> int | None:
+    value = value.strip() if value else value
+    return int(value) if value and value.isdigit() else None
+
+
+def _structured(value: str, count_key: str, time_key: str) -> tuple[int | None, int | None]:
+    """The smallest ``count_key`` among the field's policies, with that policy's ``time_key``."""
+    best: tuple[int | None, int | None] = (None, None)
+    for member in value.split(","):
+        params = dict(
+            part.strip().partition("=")[::2] for part in member.split(";")[1:] if "=" in part
+        )
+        count, seconds = _number(params.get(count_key)), _number(params.get(time_key))
+        if count is not None and (best[0] is None or count < best[0]):
+            best = (count, seconds)
+    return best
 
 
 class Bulkhead:
