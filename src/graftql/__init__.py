@@ -21,7 +21,7 @@ from graftql.errors import (
     UpstreamUnavailable,
     WebhookError,
 )
-from graftql.resolvers import Context, LoaderRegistry, by_key
+from graftql.resolvers import Context, Fallback, LoaderRegistry, by_key
 from graftql.schema import GatewaySchema
 from graftql.server import create_app
 from graftql.upstreams import (
@@ -37,6 +37,7 @@ __all__ = [
     "CircuitOpen",
     "ConfigError",
     "Context",
+    "Fallback",
     "GatewayConfig",
     "GatewaySchema",
     "GraftqlError",

@@ -13,7 +13,7 @@ import pytest
 import strawberry
 import websockets
 
-from graftql import Context, GatewaySchema, LoaderRegistry
+from graftql import Context, Fallback, GatewaySchema, LoaderRegistry
 from graftql.config import BreakerConfig, UpstreamConfig, parse_config
 from graftql.demo.servers import ServerThread
 from graftql.errors import CircuitOpen, ConfigError, UpstreamBadResponse, UpstreamUnavailable
@@ -368,3 +368,48 @@ async def test_a_loader_fallback_serves_a_value_instead_of_the_error(
         {"id": "b", "price": None},
     ]
     await upstreams.aclose()
+
+
+@strawberry.type
+class Banner:
+    text: str
+
+
+@strawberry.type
+class DegradedQuery:
+    @strawberry.field(extensions=[Fallback(Banner(text="Welcome"))])
+    async def banner(self, info: strawberry.Info[Context, None]) -> Banner:
+        body = await info.context.upstreams.rest("svc").get("/banner")
+        return Banner(text=body["text"])
+
+    @strawberry.field(extensions=[Fallback([], codes={"CIRCUIT_OPEN"})])
+    async def picks(self, info: strawberry.Info[Context, None]) -> list[str] | None:
+        return list(await info.context.upstreams.rest("svc").get("/picks"))
+
+    @strawberry.field(extensions=[Fallback("never")])
+    async def broken(self) -> str | None:
+        raise RuntimeError("a bug, not an upstream failure")
+
+
+def test_a_field_fallback_serves_its_value_only_for_upstream_failures(
+    scripted: tuple[ScriptedUpstream, str],
+) -> None:
+    double, url = scripted
+    double.default.status = 503
+    config = parse_config(
+        {"schema": "tests:unused", "upstreams": {"svc": {"kind": "rest", "url": url}}}
+    )
+    seen: list[tuple[str, str, dict[str, Any]]] = []
+    events.listen(lambda *event: seen.append(event))
+    try:
+        with ServerThread(create_app(config, GatewaySchema(query=DegradedQuery))) as server:
+            body = graphql(server.url, "{ banner { text } picks broken }")
+    finally:
+        events._listeners.clear()
+    assert body["data"] == {"banner": {"text": "Welcome"}, "picks": None, "broken": None}
+    codes = sorted((e["path"][0], e.get("extensions", {}).get("code")) for e in body["errors"])
+    # picks falls back only when the breaker is open; a 503 stays an error. A bug stays a bug.
+    assert codes == [("broken", None), ("picks", "UPSTREAM_UNAVAILABLE")]
+    assert [(name, fields["field"]) for name, _, fields in seen if name == "fallback"] == [
+        ("fallback", "banner")
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from graftql.resolvers.context import Context
+from graftql.resolvers.fallback import Fallback
 from graftql.resolvers.loaders import BatchLoadFn, LoaderRegistry, RequestLoaders, by_key
 
-__all__ = ["BatchLoadFn", "Context", "LoaderRegistry", "RequestLoaders", "by_key"]
+__all__ = ["BatchLoadFn", "Context", "Fallback", "LoaderRegistry", "RequestLoaders", "by_key"]
