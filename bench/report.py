@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ NODE_PACKAGES = {
 }
 HIVE = "hive"
 RSS_LIMIT_MB = 150
+WORKLOADS = ("posts", "storefront", "resilience")
 
 
 def _cmd(argv: list[str]) -> str:
@@ -113,6 +115,15 @@ def problems(data: dict[str, Any]) -> list[str]:
     for r in sf.get("runs", []):
         if not r["valid"]:
             out.append(f"storefront round {r['round']} c={r['conc']}: {'; '.join(r['problems'])}")
+    rs = data.get("resilience", {})
+    if "failed" in rs:
+        out.append(f"resilience: {rs['failed']}")
+    for r in rs.get("segments", []):
+        if r["config"] == "healthy" and r["ok"] != r["queries"]:
+            out.append(
+                f"resilience round {r['round']} healthy: {r['queries'] - r['ok']} failed queries "
+                f"without any chaos ({r.get('first_failure')})"
+            )
     return out
 
 
@@ -240,35 +251,276 @@ def _storefront(sf: dict[str, Any]) -> list[str]:
     return rows
 
 
-def markdown(data: dict[str, Any], source: Path) -> str:
-    env, st = data["environment"], data["settings"]
-    v = env["versions"]
+def _pct(value: Any, digits: int = 2) -> str:
+    return "-" if value is None else f"{100 * value:.{digits}f} %"
+
+
+def _pass(ok: bool | None) -> str:
+    return "-" if ok is None else ("PASS" if ok else "**FAIL**")
+
+
+def _resilience(rs: dict[str, Any]) -> list[str]:
+    if "failed" in rs and "summary" not in rs:
+        return [f"**FAILED:** {rs['failed']}"]
+    ch = rs["chaos"]
+    fl, sl = ch["failing"], ch["slow"]
+    summary: dict[str, Any] = rs["summary"]
+    ov = rs["overrides"]
+    rows = [
+        f"The storefront query (`{rs['query']}`) against the four demo services (one process, "
+        f"{rs['latency_ms']} ms fixed latency per upstream call, as in the storefront workload), "
+        f"{rs['queries_per_config']:,} client queries per configuration in {rs['rounds']} "
+        f"interleaved round(s), {rs['concurrency']} at a time from one asyncio httpx client "
+        f"(closed loop), after {rs['warmup_queries']} healthy warm-up queries per gateway. A query "
+        "**succeeds** when it is HTTP 200, has no `errors` and its `data` equal the healthy "
+        "answer; every answer is checked. Latency is the client's, from send to the whole "
+        "answer, for every query (failed ones included).",
+        "",
+        f"- **Chaos** (the services' `/__chaos`, seeded: round r uses seed {rs['seed']} + r for "
+        f"{fl['upstream']} and {rs['seed']} + 100 + r for {sl['upstream']}): **{fl['upstream']}** "
+        f"answers {fl['status']} to {_pct(fl['rate'], 0)} of its requests at random; "
+        f"**{sl['upstream']}** adds {sl['extra_ms']} ms to {_pct(sl['rate'], 0)} of its requests.",
+        "- **Gateways** (three `graftql serve` processes, the demo's gateway.yaml, "
+        "`--env production`): "
+        + "; ".join(f"`{gw}`: {_overrides(o)}" for gw, o in ov.items())
+        + ". In-flight de-duplication is on in all of them (the default), so concurrent "
+        "identical queries share their upstream calls: attempts per query are below the "
+        f"{sum(rs['calls_one_query'].values())} calls of one query alone "
+        f"({', '.join(f'{k} {v}' for k, v in rs['calls_one_query'].items())}), and one failed "
+        "shared call fails every query that shares it.",
+        "- Attempts: the services' own request counters (`/__stats`); retries and breaker "
+        "changes: the gateways' events (`graftql.upstreams.events`). Injected: the services' "
+        "draws, replayed from their seeds for the requests they counted.",
+        "",
+        "| configuration | queries | success rate (95 % CI) | failed | p50 ms | p99 ms | max ms "
+        "| upstream attempts/query | retries/query | breaker opened "
+        "| success per round | p99 per round |",
+        "|---|--:|---|--:|--:|--:|--:|---|--:|--:|---|---|",
+    ]
+    for name, s in summary.items():
+        lo, hi = s["success_95ci"]
+        by = " / ".join(f"{k} {v:.3f}" for k, v in s["attempts_per_query_by_upstream"].items())
+        rows.append(
+            f"| **{name}**: {s['label']} | {s['queries']:,} | {_pct(s['success_rate'])} "
+            f"({_pct(lo)} - {_pct(hi)}) | {s['queries'] - s['ok']:,} | {_f(s['p50_ms'], 1)} "
+            f"| {_f(s['p99_ms'], 1)} | {_f(s['max_ms'], 0)} "
+            f"| {_f(s['attempts_per_query'], 3)} ({by}) | {_f(s['retries_per_query'], 3)} "
+            f"({s['retries']:,}) | {s['breaker_opened']} "
+            f"| {', '.join(_pct(x, 1) for x in s['success_per_round'])} "
+            f"| {', '.join(_f(x, 0) for x in s['p99_per_round'])} |"
+        )
+    rows += ["", "What the chaos did and what the clients saw:", ""]
+    for name, s in summary.items():
+        inj = "; ".join(_injected(svc, i) for svc, i in s["injected"].items())
+        fails = ", ".join(f"`{k}` {v:,}" for k, v in s["failures"].items()) or "none"
+        events = ", ".join(f"`{k}` {v:,}" for k, v in s["events"].items()) or "none"
+        fu = s.get("failing_upstream")
+        calls = ""
+        if fu:
+            calls = (
+                f" {fu['upstream']}: {fu['calls']:,} calls after de-duplication, serving "
+                f"{_f(fu['queries_per_call'], 1)} queries each on average; "
+                f"{fu['failed_calls']:,} of them failed after their retries "
+                f"({_pct(fu['call_failure_rate'])})"
+            )
+            if fu["failed_calls"]:
+                calls += (
+                    f", and each of those failed {_f(fu['queries_failed_per_failed_call'], 1)} "
+                    "queries"
+                )
+            calls += "."
+        rows.append(
+            f"- **{name}**: injected: {inj or 'nothing'}. Failed queries: {fails}. "
+            f"Gateway events: {events}.{calls}"
+        )
+    healthy = summary.get("healthy", {})
+    rows += [
+        "",
+        f"### Against the goal (issue: >= {_pct(rs['goal']['success_rate'], 1)} success with the "
+        f"policies, p99 <= {rs['goal']['p99']})",
+        "",
+        "| configuration | goal | measured | limit | result |",
+        "|---|---|--:|--:|---|",
+    ]
+    for g in rs.get("goals", []):
+        pct = "success" in g["goal"]
+        value = _pct(g["value"]) if pct else f"{_f(g['value'], 1)} ms"
+        limit = _pct(g["limit"], 1) if pct else f"{_f(g['limit'], 1)} ms"
+        tag = g["config"] + (" (not the defaults)" if g["config"] == "tuned" else "")
+        rows.append(f"| {tag} | {g['goal']} | {value} | {limit} | {_pass(g['passed'])} |")
+    exp = rs.get("expected_success_if_independent", {})
+    n_calls = rs["calls_one_query"].get(fl["upstream"])
+    rows += [
+        "",
+        f"Healthy p99: {_f(healthy.get('p99_ms'), 1)} ms. If every {fl['upstream']} call failed "
+        f"independently with probability {fl['rate']:g} and a query depended on {n_calls} of "
+        f"them (one query alone makes {n_calls}), the best success rate a retry policy with A "
+        "attempts could reach is (1 - rate^A)^calls: "
+        + ", ".join(f"{k}: {_pct(v)}" for k, v in exp.items())
+        + ". Figures are from a shared 2-core machine (client, gateways and services on the same "
+        "CPUs): latencies are noisy, the success rates are what counts. The 95 % intervals "
+        "assume independent queries; shared calls make failures come in small bursts, so the "
+        "real uncertainty is somewhat wider.",
+    ]
+    rows += _reading(rs)
+    if "failed" in rs:
+        rows.append(f"\n**FAILED:** {rs['failed']}")
+    return rows
+
+
+def _reading(rs: dict[str, Any]) -> list[str]:
+    """How the default policies did, in figures of this run."""
+    pol = rs["summary"].get("policies", {})
+    fu = pol.get("failing_upstream")
+    d = rs.get("policy_defaults")
+    if not fu or not d:
+        return []
+    r, b = d["retry"], d["breaker"]
+    rows = [
+        "",
+        "Reading the default policies' figures:",
+        "",
+        f"- **Retries**: {fu['retries']:,} of {fu['calls']:,} {fu['upstream']} calls were "
+        f"retried ({_pct(fu['retry_share'], 1)}); the retry budget allows "
+        f"{_pct(r['budget'], 0)} of the calls + 3 per {r['budget_window']:g} s. With "
+        f"{r['attempts']} attempts a call fails only when all of them fail: "
+        f"{_pct(fu['call_failure_rate'])} of the calls here.",
+        f"- **Breaker**: opened {pol['breaker_opened']} time(s); it opens when "
+        f"{_pct(b['failure_rate'], 0)} of at least {b['minimum_calls']} calls in {b['window']:g} s "
+        "failed.",
+    ]
+    if fu["failed_calls"]:
+        rows.append(
+            f"- **Shared calls**: each {fu['upstream']} call that failed after its retries failed "
+            f"{_f(fu['queries_failed_per_failed_call'], 1)} client queries, while an average "
+            f"call served {_f(fu['queries_per_call'], 1)}: a call whose first attempt failed "
+            f"waits for its retry (backoff up to {r['base_delay']:g} s), and the identical "
+            "queries that arrive meanwhile join it and share its outcome."
+        )
+    return rows
+
+
+def _injected(service: str, inj: dict[str, int]) -> str:
+    n = inj["requests"]
+    parts = [
+        f"{inj[k]:,} of {n:,} requests {k} ({_pct(inj[k] / n if n else None, 1)})"
+        for k in ("failed", "slowed")
+        if inj.get(k)
+    ]
+    return f"{service} " + (" and ".join(parts) or f"nothing in {n:,} requests")
+
+
+def _flow(value: Any) -> str:
+    """A value as YAML flow style: {attempts: 1}, false."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
+def _overrides(o: dict[str, Any]) -> str:
+    if not o:
+        return "gateway.yaml as it is (default policies)"
+    return " and ".join(f"`{k}: {_flow(v)}`" for k, v in o.items()) + " for every upstream"
+
+
+def _settings(data: dict[str, Any]) -> str:
+    st = data["settings"]
+    parts = []
+    if "posts" in data or "storefront" in data:
+        parts.append(
+            f"{st['rounds']} round(s) x {st['duration_s']:g} s per wrk run, concurrency "
+            f"{' and '.join(str(c) for c in st['concurrency'])}, warm-up {st['warmup_s']:g} s "
+            "at c=8 per target"
+        )
+    rs = data.get("resilience")
+    if rs and "queries_per_config" in rs:
+        parts.append(
+            f"resilience: {rs['queries_per_config']:,} queries per configuration in "
+            f"{rs['rounds']} round(s) at c={rs['concurrency']}"
+        )
+    return "; ".join(parts)
+
+
+def _rel(path: Path) -> Path:
     try:
-        src = source.resolve().relative_to(REPO)
+        return path.resolve().relative_to(REPO)
     except ValueError:
-        src = source
+        return path
+
+
+def earlier_results(folder: Path, exclude: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The result files in ``folder`` (not ``exclude``, not interrupted runs), newest first."""
+    out = []
+    for path in folder.glob("*.json"):
+        if path.resolve() == exclude.resolve():
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and "date_utc" in data and not data.get("interrupted"):
+            out.append((path, data))
+    return sorted(out, key=lambda pd: str(pd[1]["date_utc"]), reverse=True)
+
+
+def markdown_merged(runs: Sequence[tuple[Path, dict[str, Any]]]) -> str:
+    """The page from several result files: each workload from the newest file that has it."""
+    newest = sorted(runs, key=lambda pd: str(pd[1]["date_utc"]), reverse=True)
+    merged: dict[str, Any] = {}
+    sources: dict[Path, list[str]] = {}
+    for path, data in newest:
+        for workload in WORKLOADS:
+            if workload in data and workload not in merged:
+                merged[workload] = data[workload]
+                sources.setdefault(path, []).append(workload)
+    used = [(path, data) for path, data in newest if path in sources] or list(newest[:1])
+    return markdown({**used[0][1], **merged}, used[0][0], used, sources)
+
+
+def markdown(
+    data: dict[str, Any],
+    source: Path,
+    used: Sequence[tuple[Path, dict[str, Any]]] = (),
+    sources: dict[Path, list[str]] | None = None,
+) -> str:
+    env = data["environment"]
+    v = env["versions"]
+    used = list(used) or [(source, data)]
+    sources = sources or {source: [w for w in WORKLOADS if w in data]}
+    peers_env = next((d["environment"] for p, d in used if "posts" in sources.get(p, [])), env)
+    pv = peers_env["versions"]
+    files = " ".join(f"--report {_rel(p)}" for p, _ in used)
     lines = [
         "# Benchmarks",
         "",
-        f"Generated by `bench/run.py` from `{src}`; re-generate this page with "
-        f"`.venv/bin/python bench/run.py --report {src}`. How to run and what each figure means: "
+        f"Generated by `bench/run.py` from {', '.join(f'`{_rel(p)}`' for p, _ in used)}; "
+        f"re-generate this page with `.venv/bin/python bench/run.py {files}` (each workload "
+        "from the newest of these files that has it). How to run and what each figure means: "
         "[bench/README.md](../bench/README.md).",
         "",
-        f"- **Date:** {data['date_utc']} (UTC); run took {data.get('elapsed_s', 0):.0f} s"
-        + (" (**quick smoke run**)" if st.get("quick") else ""),
-        f"- **Machine:** {env['nproc']} CPUs ({env['cpu_model']}), {env['ram_gb']} GB RAM, "
-        f"Linux {env['kernel']}, 1-min load at start {env['load_at_start'][0]}; wrk, the "
-        "gateways and the upstreams share these CPUs (and the machine may be shared)",
-        f"- **graftql:** {v['graftql']} at commit {env['graftql_commit']}; Python {v['python']}, "
+    ]
+    for path, d in used:
+        names = {"posts": "peers", "storefront": "storefront", "resilience": "resilience"}
+        wls = ", ".join(names[w] for w in sources.get(path, []))
+        lines.append(
+            f"- **{wls.capitalize() or 'Run'}** (`{_rel(path)}`): {d['date_utc']} (UTC), run took "
+            f"{d.get('elapsed_s', 0):.0f} s"
+            + (" (**quick smoke run**)" if d["settings"].get("quick") else "")
+            + f"; graftql {d['environment']['versions']['graftql']} at commit "
+            f"{d['environment']['graftql_commit']}; {_settings(d)}"
+        )
+    lines += [
+        f"- **Machine** (newest run): {env['nproc']} CPUs ({env['cpu_model']}), "
+        f"{env['ram_gb']} GB RAM, Linux {env['kernel']}, 1-min load at start "
+        f"{env['load_at_start'][0]}; wrk, the gateways and the upstreams share these CPUs (and "
+        "the machine may be shared)",
+        f"- **graftql:** Python {v['python']}, "
         f"strawberry-graphql {v['strawberry-graphql']}, graphql-core {v['graphql-core']}, "
         f"httpx {v['httpx']}, starlette {v['starlette']}, uvicorn {v['uvicorn']} "
         f"(uvloop {v['uvloop']}, httptools {v['httptools']}, orjson {v['orjson']})",
-        f"- **Peers:** Node {v['node']}; Hive Gateway {v['Hive Gateway']} (runtime "
-        f"{v['Hive Gateway runtime']}) over a Mesh compose CLI {v['Mesh compose CLI']} "
-        f"supergraph; GraphQL Mesh v0 CLI {v['Mesh v0 CLI']}; load generator {v['wrk']}",
-        f"- **Settings:** {st['rounds']} round(s) x {st['duration_s']:g} s per run, "
-        f"concurrency {' and '.join(str(c) for c in st['concurrency'])}, warm-up "
-        f"{st['warmup_s']:g} s at c=8 per target",
+        f"- **Peers:** Node {pv['node']}; Hive Gateway {pv['Hive Gateway']} (runtime "
+        f"{pv['Hive Gateway runtime']}) over a Mesh compose CLI {pv['Mesh compose CLI']} "
+        f"supergraph; GraphQL Mesh v0 CLI {pv['Mesh v0 CLI']}; load generator {pv['wrk']}",
         "",
         "## Method",
         "",
@@ -318,6 +570,8 @@ def markdown(data: dict[str, Any], source: Path) -> str:
         lines.append("(not run)")
     lines += ["", "## Storefront workload", ""]
     lines += _storefront(data["storefront"]) if "storefront" in data else ["(not run)"]
+    lines += ["", "## Resilience workload", ""]
+    lines += _resilience(data["resilience"]) if "resilience" in data else ["(not run)"]
     lines += ["", "## Against the targets of issue 3", "", *_goals(data)]
     found = problems(data)
     lines += ["", "## Problems", ""]
@@ -341,6 +595,19 @@ def console_summary(data: dict[str, Any]) -> str:
             f"{_f(s.get('p50_ms'), 2):>7s}  p99 {_f(s.get('p99_ms'), 2):>7s}  cpu "
             f"{_f(s.get('cpu_ms_per_query'), 2)} ms/q  p50/critical path "
             f"{_f(s.get('p50_over_critical_path'), 2)}"
+        )
+    for name, s in data.get("resilience", {}).get("summary", {}).items():
+        out.append(
+            f"resilience {name:12s} {s['ok']:>6,}/{s['queries']:<6,} ok "
+            f"{_pct(s['success_rate']):>9s}  p50 {_f(s['p50_ms'], 1):>6s}  p99 "
+            f"{_f(s['p99_ms'], 1):>6s}  max {_f(s['max_ms'], 0):>5s} ms  attempts/q "
+            f"{_f(s['attempts_per_query'], 3)}  retries {s['retries']}  "
+            f"breaker opened {s['breaker_opened']}"
+        )
+    for g in data.get("resilience", {}).get("goals", []):
+        out.append(
+            f"resilience goal [{g['config']}] {g['goal']}: {g['value']} vs {g['limit']} -> "
+            f"{'n/a' if g['passed'] is None else 'PASS' if g['passed'] else 'FAIL'}"
         )
     found = problems(data)
     out += ["", "PROBLEMS:" if found else "no problems: every run counted", *found]

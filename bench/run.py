@@ -1,13 +1,18 @@
-"""graftql beside GraphQL Mesh / Hive Gateway on the same upstreams, plus the storefront workload.
+"""graftql beside GraphQL Mesh / Hive Gateway on the same upstreams, plus the storefront and
+resilience workloads.
 
 usage: .venv/bin/python bench/run.py [--rounds 3] [--duration 10] [--peers /work/peers]
-                                     [--targets a,b,...] [--workloads posts,storefront] [--quick]
-       .venv/bin/python bench/run.py --report bench/results/X.json   (re-write the markdown)
+                                     [--targets a,b,...] [--workloads posts,storefront,resilience]
+                                     [--resilience-queries 3000] [--quick]
+       .venv/bin/python bench/run.py --report bench/results/X.json [--report Y.json ...]
+                                     (re-write the markdown; each workload from the newest file)
 
 Starts every process it measures (the peers' through their own scripts), verifies every answer
 field by field before and after, counts upstream calls, runs wrk round-robin over the targets,
 stops everything it started (also on Ctrl-C), writes bench/results/<UTC>.json and
-docs/benchmarks.md. Exit status 1 if any target failed or any run did not count.
+docs/benchmarks.md (with the workloads this run did not include taken from the newest earlier
+result in bench/results/ that has them). Exit status 1 if any target failed or any run did not
+count.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 import httpx
 import measure
 import report
+import resilience
 import storefront
 from procs import HarnessError, port_open
 from targets import (
@@ -43,6 +49,7 @@ from targets import (
 )
 
 CONCS = [1, 32]
+WORKLOADS = ("posts", "storefront", "resilience")
 RUN_ERRORS = (HarnessError, OSError, ValueError, httpx.HTTPError, subprocess.SubprocessError)
 
 
@@ -206,18 +213,37 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--warmup", type=float, help="seconds of wrk c=8 per target first (3; quick 2)")
     p.add_argument("--peers", type=Path, default=Path("/work/peers"), help="the peers folder")
     p.add_argument("--targets", default=",".join(t.name for t in TARGETS), help="peers workload")
-    p.add_argument("--workloads", default="posts,storefront", help="posts and/or storefront")
+    p.add_argument("--workloads", default=",".join(WORKLOADS), help=", ".join(WORKLOADS))
+    p.add_argument(
+        "--resilience-queries",
+        type=int,
+        help=f"client queries per resilience configuration, over all rounds "
+        f"({resilience.QUERIES}; quick {resilience.QUICK_QUERIES})",
+    )
     p.add_argument("--quick", action="store_true", help="smoke test: 1 round x 3 s")
     p.add_argument("--out", type=Path, help="JSON path (default bench/results/<UTC>.json)")
     p.add_argument("--markdown", type=Path, default=REPO / "docs" / "benchmarks.md")
-    p.add_argument("--report", type=Path, help="only re-write the markdown from this JSON file")
+    p.add_argument(
+        "--report",
+        type=Path,
+        action="append",
+        help="only re-write the markdown from this JSON file (repeat it: each workload from the "
+        "newest file that has it)",
+    )
     args = p.parse_args()
     if args.quick:
         args.rounds, args.duration = 1, 3
     if args.warmup is None:
         args.warmup = 2 if args.quick else 3
+    if args.resilience_queries is None:
+        args.resilience_queries = resilience.QUICK_QUERIES if args.quick else resilience.QUERIES
     if not 1 <= args.rounds <= 20 or not 1 <= args.duration <= 300:
         p.error("--rounds must be 1..20 and --duration 1..300 s")
+    if not args.rounds <= args.resilience_queries <= 100_000:
+        p.error("--resilience-queries must be at least --rounds and at most 100000")
+    bad = [w for w in args.workloads.split(",") if w not in WORKLOADS]
+    if bad:
+        p.error(f"unknown workloads {bad}; known: {', '.join(WORKLOADS)}")
     unknown = [n for n in args.targets.split(",") if n not in TARGETS_BY_NAME]
     if unknown:
         p.error(f"unknown targets {unknown}; known: {', '.join(TARGETS_BY_NAME)}")
@@ -227,8 +253,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     if args.report:
-        saved = json.loads(args.report.read_text())
-        args.markdown.write_text(report.markdown(saved, args.report))
+        runs = [(path, json.loads(path.read_text())) for path in args.report]
+        args.markdown.write_text(report.markdown_merged(runs))
         print(f"wrote {args.markdown}")
         return 0
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -244,6 +270,7 @@ def main() -> int:
             "warmup_s": args.warmup,
             "concurrency": CONCS,
             "quick": args.quick,
+            "workloads": workloads,
             "peers": str(args.peers),
         },
         "environment": report.environment(args.peers),
@@ -271,6 +298,19 @@ def main() -> int:
                 traceback.print_exc()
                 data["storefront"] = {"failed": f"could not run: {exc!r}"}
                 print(f"FAILED storefront: {exc!r}", flush=True)
+        if "resilience" in workloads:
+            data["settings"]["resilience_queries"] = args.resilience_queries
+            try:
+                data["resilience"] = resilience.run_workload(
+                    fleet,
+                    args.rounds,
+                    args.resilience_queries,
+                    resilience.QUICK_WARMUP_QUERIES if args.quick else resilience.WARMUP_QUERIES,
+                )
+            except (*RUN_ERRORS, RuntimeError) as exc:
+                traceback.print_exc()
+                data["resilience"] = {"failed": f"could not run: {exc!r}"}
+                print(f"FAILED resilience: {exc!r}", flush=True)
     except KeyboardInterrupt:
         interrupted = True
         print("\ninterrupted: stopping everything", file=sys.stderr, flush=True)
@@ -279,6 +319,8 @@ def main() -> int:
     data["elapsed_s"] = round(time.monotonic() - started, 1)
     data["interrupted"] = interrupted
     ports = {t.port for t in TARGETS} | set(range(storefront.BASE_PORT, storefront.BASE_PORT + 5))
+    ports |= set(range(resilience.BASE_PORT + 1, resilience.BASE_PORT + 5))
+    ports |= set(resilience.GATEWAY_PORTS.values())
     left = sorted(p for p in ports if port_open(p))
     if left:
         print(f"WARNING: still listening after the run: ports {left}", file=sys.stderr)
@@ -288,7 +330,8 @@ def main() -> int:
     if interrupted:
         return 130
     args.markdown.parent.mkdir(parents=True, exist_ok=True)
-    args.markdown.write_text(report.markdown(data, out))
+    earlier = report.earlier_results(BENCH / "results", exclude=out)
+    args.markdown.write_text(report.markdown_merged([(out, data), *earlier]))
     print(f"wrote {args.markdown}")
     print(report.console_summary(data))
     return 1 if report.problems(data) else 0
