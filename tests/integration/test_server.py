@@ -151,7 +151,7 @@ def test_production_masks_unexpected_errors_but_not_upstream_errors(
     prod: str, scripted: tuple[ScriptedUpstream, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     upstream, _ = scripted
-    upstream.answer(503, json_body={"error": "maintenance"}, times=2)  # the first try and one retry
+    upstream.answer(503, json_body={"error": "maintenance"}, times=3)  # the first try and two retries
     body = graphql(prod, "{ boom echo hello }")
     assert body["data"] == {"boom": None, "echo": None, "hello": "world"}
     by_field = {e["path"][0]: e for e in body["errors"]}

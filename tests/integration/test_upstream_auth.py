@@ -302,7 +302,7 @@ async def test_token_endpoint_failures_are_told_apart(
     scripted: tuple[ScriptedUpstream, str], status: int, message: str
 ) -> None:
     double, url = scripted
-    double.answer(status, json_body={"error": "whatever"}, times=2)
+    double.answer(status, json_body={"error": "whatever"}, times=3)
     config = oauth2_config(url, "s", extra_params={"resource": "api://payments"})
     upstream = RestUpstream("payments", config)
     with pytest.raises(UpstreamAuthError) as caught:
@@ -310,6 +310,6 @@ async def test_token_endpoint_failures_are_told_apart(
     await upstream.aclose()
     assert str(caught.value) == message
     # Only the token endpoint was called (the API never was); an unavailable one was retried.
-    assert [r.raw_path for r in double.received] == ["/oauth/token"] * (2 if status == 503 else 1)
+    assert [r.raw_path for r in double.received] == ["/oauth/token"] * (3 if status == 503 else 1)
     form = parse_qs(double.received[0].body.decode())
     assert form == {"grant_type": ["client_credentials"], "resource": ["api://payments"]}

@@ -21,7 +21,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -205,7 +205,7 @@ class Upstream:
                 # the shared call goes on for the others.
                 async with asyncio.timeout(left if left is None else max(left, 0.0)):
                     return await self.flights.do(
-                        key, lambda: self._call(request, policy, idempotent=True)
+                        key, lambda: self._call(request, policy, idempotent=True, flight=key)
                     )
             except TimeoutError:
                 raise self._refused(
@@ -214,7 +214,12 @@ class Upstream:
         return await self._call(request, policy, idempotent=idempotent)
 
     async def _call(
-        self, request: httpx.Request, call: CallPolicy, *, idempotent: bool
+        self,
+        request: httpx.Request,
+        call: CallPolicy,
+        *,
+        idempotent: bool,
+        flight: Hashable | None = None,
     ) -> httpx.Response:
         policy = call.retry
         key_header = policy.config.idempotency_key_header
@@ -245,6 +250,8 @@ class Upstream:
                 if pause >= left or not policy.budget.try_spend():
                     raise  # waiting would outlast the request, or we retry too much already
                 emit("retry", self.name, attempt=attempt, delay=pause, reason=error.code)
+                if flight is not None:
+                    self.flights.close_to_joiners(flight)
                 await asyncio.sleep(pause)
                 attempt += 1
 

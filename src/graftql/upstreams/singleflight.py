@@ -53,6 +53,14 @@ class SingleFlight(Generic[T]):
         task.add_done_callback(lambda done: self._finished(key, done))
         return await asyncio.shield(task)
 
+    def close_to_joiners(self, key: Hashable) -> None:
+        """Called from inside a shared call: callers that arrive from now on start a call of
+        their own (those already waiting keep waiting for this one). A call about to retry
+        does this, so a failure it may still end in takes down only the callers it already
+        had, not everyone who arrives during its backoff."""
+        if self._calls.get(key) is asyncio.current_task():
+            del self._calls[key]
+
     def _finished(self, key: Hashable, done: asyncio.Future[T]) -> None:
         if self._calls.get(key) is done:
             del self._calls[key]
