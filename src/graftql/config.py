@@ -78,6 +78,10 @@ class ServerConfig(_Model):
     operation_timeouts: dict[str, Annotated[float, Field(gt=0, le=3600)]] = Field(
         default_factory=dict
     )
+    # An HTTP request body larger than this (after gzip/deflate decoding) is refused with 413.
+    max_request_bytes: int = Field(1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    # Batched requests (a JSON array): refused unless this is set; at most this many operations.
+    max_batch_operations: int = Field(0, ge=0, le=1000)
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -6,12 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from graftql.config import GatewayConfig
+from graftql.resolvers import Context
 from graftql.schema import GatewaySchema, load_schema
 from graftql.server.graphql import GraphQLEndpoint
 from graftql.server.health import healthz, readyz
+from graftql.server.http import GraphQLHTTP, HttpSettings
 from graftql.upstreams import Upstreams
 
 __all__ = ["create_app"]
@@ -30,11 +34,28 @@ def create_app(
     """
     gateway_schema = schema if schema is not None else load_schema(config.schema_)
     clients = upstreams if upstreams is not None else Upstreams.from_config(config)
-    endpoint = GraphQLEndpoint(
-        gateway_schema.build(config.server),
-        upstreams=clients,
-        loaders=gateway_schema.loaders,
-        graphiql=config.server.graphiql_enabled,
+    strawberry_schema = gateway_schema.build(config.server)
+    websocket = GraphQLEndpoint(
+        strawberry_schema, upstreams=clients, loaders=gateway_schema.loaders
+    )
+
+    async def context(request: Request, response: Response) -> Context:
+        return Context(
+            request=request,
+            response=response,
+            upstreams=clients,
+            registry=gateway_schema.loaders,
+        )
+
+    server = config.server
+    http = GraphQLHTTP(
+        strawberry_schema,
+        context=context,
+        settings=HttpSettings(
+            max_request_bytes=server.max_request_bytes,
+            max_batch=server.max_batch_operations,
+            graphiql=server.graphiql_enabled,
+        ),
     )
 
     @asynccontextmanager
@@ -47,8 +68,8 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/graphql", endpoint, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", endpoint),
+            Route("/graphql", http.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            WebSocketRoute("/graphql", websocket),
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
         ],

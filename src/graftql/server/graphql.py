@@ -1,4 +1,5 @@
-"""The GraphQL endpoint: strawberry's ASGI view with graftql's per-request Context."""
+"""The GraphQL WebSocket endpoint: strawberry's protocols (graphql-transport-ws and the legacy
+graphql-ws) with graftql's per-connection Context. HTTP is ``graftql.server.http``."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ __all__ = ["GraphQLEndpoint"]
 
 
 class GraphQLEndpoint(GraphQL[Context, None]):
-    """POST, GET (queries only) and WebSocket on one path; GraphiQL when enabled."""
+    """WebSocket only: the HTTP methods are served by ``GraphQLHTTP`` on the same path."""
 
     def __init__(
         self,
@@ -24,9 +25,8 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         *,
         upstreams: Upstreams,
         loaders: LoaderRegistry,
-        graphiql: bool,
     ) -> None:
-        super().__init__(schema, graphql_ide="graphiql" if graphiql else None)
+        super().__init__(schema, graphql_ide=None)
         self._upstreams = upstreams
         self._loaders = loaders
 
