@@ -16,7 +16,14 @@ from typing import NoReturn
 from pydantic import ValidationError
 
 from graftql._version import __version__
-from graftql.config import GatewayConfig, Secret, UpstreamConfig, errors_of, load_config
+from graftql.config import (
+    GatewayConfig,
+    Secret,
+    ServerConfig,
+    UpstreamConfig,
+    errors_of,
+    load_config,
+)
 from graftql.errors import ConfigError
 
 __all__ = ["main"]
@@ -39,10 +46,11 @@ def _with_overrides(config: GatewayConfig, args: argparse.Namespace) -> GatewayC
     changes = {k: v for k in ("host", "port", "env") if (v := getattr(args, k, None)) is not None}
     if not changes:
         return config
-    data = config.model_dump(by_alias=True, exclude={"upstreams"})
-    data["server"].update(changes)
+    # Only the server block is validated again: a dump of the rest would show secrets revealed
+    # as literals, which validation rightly refuses.
+    data = {**config.server.model_dump(), **changes}
     try:
-        server = GatewayConfig.model_validate(data).server
+        server = ServerConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(
             [(f"--{path.rpartition('.')[2]}", reason) for path, reason in errors_of(exc)]

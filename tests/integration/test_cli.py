@@ -141,12 +141,17 @@ def test_serve_runs_until_a_signal_and_shuts_down_gracefully(
 ) -> None:
     port = free_port_block(1)
     path = tmp_path / "gateway.yaml"
-    path.write_text("schema: graftql.demo.schema:schema\nupstreams: {}\n")
+    # A secret in the file (redis.password) must survive the --port/--env overrides.
+    path.write_text(
+        "schema: graftql.demo.schema:schema\nupstreams: {}\n"
+        "redis: {url: 'redis://127.0.0.1:6379/0', password: '${GRAFTQL_TEST_REDIS_PW}'}\n"
+    )
     process = subprocess.Popen(
         [*GRAFTQL, "serve", "--config", str(path), "--port", str(port), "--env", "production"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "GRAFTQL_TEST_REDIS_PW": "not-the-real-one"},
     )
     try:
         wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
