@@ -346,8 +346,7 @@ def _resilience(rs: dict[str, Any]) -> list[str]:
         pct = "success" in g["goal"]
         value = _pct(g["value"]) if pct else f"{_f(g['value'], 1)} ms"
         limit = _pct(g["limit"], 1) if pct else f"{_f(g['limit'], 1)} ms"
-        tag = g["config"] + (" (not the defaults)" if g["config"] == "tuned" else "")
-        rows.append(f"| {tag} | {g['goal']} | {value} | {limit} | {_pass(g['passed'])} |")
+        rows.append(f"| {g['config']} | {g['goal']} | {value} | {limit} | {_pass(g['passed'])} |")
     exp = rs.get("expected_success_if_independent", {})
     n_calls = rs["calls_one_query"].get(fl["upstream"])
     rows += [

@@ -5,11 +5,11 @@ The four demo services run in one process (``bench/storefront.py`` as a script, 
 latency per counted request, as in the storefront workload). Three ``graftql serve`` processes run
 the demo's gateway.yaml in front of them, differing only in their upstream policies:
 
-- ``policies``: the defaults (retries on with 2 attempts, breaker on), exactly as gateway.yaml has
+- ``policies``: the defaults (retries on with 3 attempts, breaker on), exactly as gateway.yaml has
   them; it also serves the ``healthy`` configuration (no chaos);
 - ``no-policies``: ``retry: {attempts: 1}`` and ``breaker: {enabled: false}`` for every upstream;
-- ``tuned``: the defaults but ``retry: {attempts: 3}`` for every upstream; an explicitly named
-  extra configuration, not the defaults.
+- ``two-attempts``: the defaults but ``retry: {attempts: 2}`` (the default until 2026-11-27, when
+  this workload showed it misses the success goal) for every upstream.
 
 Chaos (the services' ``/__chaos``, seeded per round): crm answers 503 to 10 % of its requests at
 random, catalog adds 200 ms to 5 % of its requests. In-flight de-duplication stays on everywhere
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from targets import Fleet
 
 BASE_PORT = 8110  # the services on 8111..8114
-GATEWAY_PORTS = {"policies": 8120, "no-policies": 8121, "tuned": 8122}
+GATEWAY_PORTS = {"policies": 8120, "no-policies": 8121, "two-attempts": 8122}
 LATENCY_MS = 5  # as the storefront workload
 CONCURRENCY = 8
 QUERIES = 3000  # client queries per configuration, over all rounds (--resilience-queries)
@@ -75,7 +75,7 @@ CONFIGS: tuple[Config, ...] = (
     Config("healthy", "no chaos, default policies", "policies", chaos=False),
     Config(
         "policies",
-        "chaos, default policies (retry attempts 2, budget 0.2; breaker on)",
+        "chaos, default policies (retry attempts 3, budget 0.2; breaker on)",
         "policies",
         chaos=True,
     ),
@@ -86,9 +86,9 @@ CONFIGS: tuple[Config, ...] = (
         chaos=True,
     ),
     Config(
-        "tuned",
-        "chaos, TUNED (not the defaults): retry attempts 3 for every upstream",
-        "tuned",
+        "two-attempts",
+        "chaos, retry attempts 2 (the previous default) for every upstream",
+        "two-attempts",
         chaos=True,
     ),
 )
@@ -96,7 +96,7 @@ CONFIGS: tuple[Config, ...] = (
 OVERRIDES: dict[str, dict[str, Any]] = {
     "policies": {},
     "no-policies": {"retry": {"attempts": 1}, "breaker": {"enabled": False}},
-    "tuned": {"retry": {"attempts": 3}},
+    "two-attempts": {"retry": {"attempts": 2}},
 }
 
 
@@ -477,11 +477,11 @@ def summarize(
 
 
 def goals(summary: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The issue's goals against the ``policies`` configuration (and, labelled, ``tuned``)."""
+    """The issue's goals against the ``policies`` configuration (the defaults)."""
     healthy_p99 = summary.get("healthy", {}).get("p99_ms")
     bound = None if healthy_p99 is None else GOAL_P99_FACTOR * healthy_p99 + SLOW_MS
     out = []
-    for name in ("policies", "tuned"):
+    for name in ("policies",):
         s = summary.get(name)
         if not s:
             continue
