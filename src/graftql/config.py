@@ -44,6 +44,7 @@ __all__ = [
     "GatewayConfig",
     "HmacAuth",
     "OAuth2ClientCredentials",
+    "PersistedOperationsConfig",
     "RateLimitConfig",
     "RedisConfig",
     "RetryConfig",
@@ -61,6 +62,26 @@ _SENSITIVE_HEADER = re.compile(r"authorization|cookie|api[-_]?key|token|secret|p
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PersistedOperationsConfig(_Model):
+    """The ``server.persisted_operations:`` block: operations sent by hash instead of text."""
+
+    # Automatic persisted queries: a client sends a hash, and the text only when the gateway
+    # does not know it yet (Apollo's protocol). Saves bandwidth; no security by itself.
+    apq: bool = True
+    apq_cache_size: int = Field(1000, ge=0, le=1_000_000, description="documents kept")
+    # A trusted-documents manifest (Apollo's persisted query manifest, or {"<sha256>": "text"}):
+    # its operations can be sent by hash (extensions.persistedQuery or documentId).
+    manifest: EnvStr | None = None
+    # Run nothing but the manifest's operations, over every transport: the production lock.
+    only_trusted: bool = False
+
+    @model_validator(mode="after")
+    def _trusted_needs_manifest(self) -> PersistedOperationsConfig:
+        if self.only_trusted and self.manifest is None:
+            raise ValueError("'only_trusted' needs a 'manifest'")
+        return self
 
 
 class ServerConfig(_Model):
@@ -82,6 +103,9 @@ class ServerConfig(_Model):
     max_request_bytes: int = Field(1024 * 1024, ge=1024, le=100 * 1024 * 1024)
     # Batched requests (a JSON array): refused unless this is set; at most this many operations.
     max_batch_operations: int = Field(0, ge=0, le=1000)
+    persisted_operations: PersistedOperationsConfig = Field(
+        default_factory=PersistedOperationsConfig
+    )
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -8,15 +8,17 @@ introspection off and unexpected errors masked in production.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, DocumentNode, GraphQLError
 from starlette.websockets import WebSocket
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     ParserCache,
@@ -85,6 +87,25 @@ class _Deadline(SchemaExtension):
             deadline.reset(token)
 
 
+def _trusted_documents(trusted: frozenset[str]) -> type[ASTValidationRule]:
+    """A validation rule: the document's text must be one of the trusted documents (by
+    sha256). Validation, so that HTTP and WebSocket report it alike, before anything runs."""
+
+    class TrustedDocuments(ASTValidationRule):
+        def enter_document(self, node: DocumentNode, *_args: Any) -> None:
+            source = node.loc.source.body if node.loc is not None else ""
+            if hashlib.sha256(source.encode("utf-8")).hexdigest() not in trusted:
+                self.report_error(
+                    GraphQLError(
+                        "only trusted documents may run here: send the operation's id from "
+                        "the manifest",
+                        extensions={"code": "OPERATION_NOT_TRUSTED"},
+                    )
+                )
+
+    return TrustedDocuments
+
+
 class _Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -133,7 +154,11 @@ class GatewaySchema:
         self.types = tuple(types)
         self.extensions = tuple(extensions)
 
-    def build(self, server: ServerConfig) -> strawberry.Schema:
+    def build(
+        self, server: ServerConfig, *, trusted: frozenset[str] | None = None
+    ) -> strawberry.Schema:
+        """The strawberry schema for ``server``'s mode; with ``trusted`` (sha256 hashes), only
+        those documents validate."""
         # Factories, not instances: strawberry makes fresh extensions per operation. The parse and
         # validation LRU caches live at module level in strawberry, so they survive that.
         extensions: list[Any] = [
@@ -143,6 +168,9 @@ class GatewaySchema:
             lambda: _Deadline(server),
             *self.extensions,
         ]
+        if trusted is not None:
+            rule = _trusted_documents(trusted)
+            extensions.append(lambda: AddValidationRules([rule]))
         if not server.introspection_enabled:
             extensions.append(DisableIntrospection)
         if server.env == "production":

@@ -16,6 +16,7 @@ from graftql.schema import GatewaySchema, load_schema
 from graftql.server.graphql import GraphQLEndpoint
 from graftql.server.health import healthz, readyz
 from graftql.server.http import GraphQLHTTP, HttpSettings
+from graftql.server.persisted import PersistedOperations
 from graftql.upstreams import Upstreams
 
 __all__ = ["create_app"]
@@ -34,7 +35,8 @@ def create_app(
     """
     gateway_schema = schema if schema is not None else load_schema(config.schema_)
     clients = upstreams if upstreams is not None else Upstreams.from_config(config)
-    strawberry_schema = gateway_schema.build(config.server)
+    persisted = PersistedOperations(config.server.persisted_operations)
+    strawberry_schema = gateway_schema.build(config.server, trusted=persisted.trusted_hashes)
     websocket = GraphQLEndpoint(
         strawberry_schema, upstreams=clients, loaders=gateway_schema.loaders
     )
@@ -56,6 +58,7 @@ def create_app(
             max_batch=server.max_batch_operations,
             graphiql=server.graphiql_enabled,
         ),
+        persisted=persisted,
     )
 
     @asynccontextmanager

@@ -45,6 +45,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from graftql.resolvers import Context
+from graftql.server.persisted import PersistedOperations
 
 __all__ = ["GRAPHQL_RESPONSE", "JSON", "GraphQLHTTP", "HttpSettings", "negotiate"]
 
@@ -80,17 +81,24 @@ class _Params:
     variables: dict[str, Any] | None
     operation_name: str | None
     extensions: dict[str, Any] | None
+    document_id: str | None = None
 
 
 class GraphQLHTTP:
     """The ``/graphql`` endpoint for GET and POST (WebSocket is strawberry's, see graphql.py)."""
 
     def __init__(
-        self, schema: strawberry.Schema, *, context: ContextFactory, settings: HttpSettings
+        self,
+        schema: strawberry.Schema,
+        *,
+        context: ContextFactory,
+        settings: HttpSettings,
+        persisted: PersistedOperations,
     ) -> None:
         self.schema = schema
         self._context = context
         self._settings = settings
+        self._persisted = persisted
 
     async def handle(self, request: Request) -> Response:
         """The Starlette endpoint."""
@@ -149,8 +157,12 @@ class GraphQLHTTP:
         self, params: _Params, context: Context, allowed: set[OperationType]
     ) -> ExecutionResult:
         try:
+            query = self._persisted.resolve(params.query, params.extensions, params.document_id)
+        except GraphQLError as error:
+            return PreExecutionError(data=None, errors=[error])
+        try:
             return await self.schema.execute(
-                params.query,
+                query,
                 variable_values=params.variables,
                 context_value=context,
                 operation_name=params.operation_name,
@@ -294,7 +306,7 @@ def _wants_html(headers: Headers) -> bool:
 def _query_string(request: Request) -> dict[str, Any]:
     """GET parameters; ``variables`` and ``extensions`` arrive as JSON text."""
     params: dict[str, Any] = {}
-    for key in ("query", "operationName", "variables", "extensions"):
+    for key in ("query", "operationName", "variables", "extensions", "documentId"):
         values = request.query_params.getlist(key)
         if len(values) > 1:
             raise _Refused(400, "BAD_REQUEST", f"the '{key}' parameter is given more than once")
@@ -327,9 +339,12 @@ def _params(payload: Any) -> _Params:
     extensions = payload.get("extensions")
     if extensions is not None and not isinstance(extensions, dict):
         raise _Refused(400, "BAD_REQUEST", "the 'extensions' parameter must be an object")
-    if query is None:
+    document_id = payload.get("documentId")
+    if document_id is not None and not isinstance(document_id, str):
+        raise _Refused(400, "BAD_REQUEST", "the 'documentId' parameter must be a string")
+    if query is None and document_id is None and "persistedQuery" not in (extensions or {}):
         raise _Refused(400, "BAD_REQUEST", "the 'query' parameter is required")
-    return _Params(query, variables, name or None, extensions)
+    return _Params(query, variables, name or None, extensions, document_id)
 
 
 def _is_request_error(result: ExecutionResult) -> bool:
