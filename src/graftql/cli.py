@@ -113,11 +113,13 @@ def _describe_upstream(cfg: UpstreamConfig) -> str:
 
 def _check(args: argparse.Namespace) -> int:
     from graftql.schema import load_schema
+    from graftql.server.persisted import PersistedOperations
 
     _importable_cwd()
     try:
         config = load_config(args.config)
-        load_schema(config.schema_).build(config.server)
+        persisted = PersistedOperations(config.server.persisted_operations)  # reads the manifest
+        load_schema(config.schema_).build(config.server, trusted=persisted.trusted_hashes)
     except ConfigError as exc:
         _fail(args.config, exc)
     server = config.server

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -251,3 +253,22 @@ def test_only_trusted_needs_a_manifest() -> None:
     assert caught.value.errors == [
         ("server.persisted_operations", "'only_trusted' needs a 'manifest'")
     ]
+
+
+def test_check_reads_the_manifest(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "schema: graftql.demo.schema:schema\n"
+        "server: {persisted_operations: {manifest: missing.json, only_trusted: true}}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "graftql.cli", "check", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"graftql: {config}: server.persisted_operations.manifest: missing.json: no such file"
+    )
