@@ -43,6 +43,7 @@ __all__ = [
     "EndpointConfig",
     "GatewayConfig",
     "HmacAuth",
+    "LimitsConfig",
     "OAuth2ClientCredentials",
     "PersistedOperationsConfig",
     "RateLimitConfig",
@@ -62,6 +63,34 @@ _SENSITIVE_HEADER = re.compile(r"authorization|cookie|api[-_]?key|token|secret|p
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LimitsConfig(_Model):
+    """The ``server.limits`` block: how large an operation may be, checked before it runs.
+
+    Every transport (HTTP, WebSocket) gets the same checks; a violation is an
+    ``OPERATION_LIMIT_EXCEEDED`` error and no resolver runs. ``null`` turns a limit off.
+    docs/security.md says what each one protects against and how to tune it.
+    """
+
+    # The query text in UTF-8, checked before parsing.
+    max_document_bytes: int | None = Field(100_000, gt=0)
+    # Lexical tokens, comments included (graphql-core's parse(max_tokens=...)).
+    max_tokens: int | None = Field(5_000, gt=0)
+    # Fields nested in fields, through fragments. 15 admits the standard introspection query.
+    max_depth: int | None = Field(15, gt=0)
+    # Aliased fields; a fragment counts again at every spread.
+    max_aliases: int | None = Field(30, gt=0)
+    # Fields in the operation's top-level selection set.
+    max_root_fields: int | None = Field(20, gt=0)
+    # Directive uses; a fragment counts again at every spread.
+    max_directives: int | None = Field(50, gt=0)
+    # Fields once every fragment spread is expanded.
+    max_fields: int | None = Field(2_000, gt=0)
+    # Estimated cost: 1 a field; a list multiplies its selection by first/last/limit.
+    max_cost: int | None = Field(10_000, gt=0)
+    # The assumed length of a list whose field has no first/last/limit argument.
+    list_size: int = Field(10, gt=0, le=10_000)
 
 
 class PersistedOperationsConfig(_Model):
@@ -103,6 +132,8 @@ class ServerConfig(_Model):
     max_request_bytes: int = Field(1024 * 1024, ge=1024, le=100 * 1024 * 1024)
     # Batched requests (a JSON array): refused unless this is set; at most this many operations.
     max_batch_operations: int = Field(0, ge=0, le=1000)
+    # Operation size limits: depth, aliases, cost and more (docs/security.md).
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     persisted_operations: PersistedOperationsConfig = Field(
         default_factory=PersistedOperationsConfig
     )
