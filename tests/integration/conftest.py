@@ -1,4 +1,5 @@
-"""Gateway fixtures: the demo gateway in front of the demo services, over real loopback HTTP."""
+"""Gateway fixtures: the demo gateway in front of the demo services, over real loopback HTTP,
+and a scriptable chaos upstream for the tests that need an upstream to misbehave."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from graftql.demo.runner import demo_config, demo_environment
 from graftql.demo.servers import ServerThread
 from graftql.demo.services import DemoCredentials
 from graftql.server import create_app
-from integration.scripted import ScriptedUpstream
+from graftql.testing import ChaosUpstream
 
 
 @pytest.fixture(scope="session")
@@ -29,11 +30,14 @@ def gateway(gateway_config: GatewayConfig) -> Iterator[str]:
 
 
 @pytest.fixture
-def scripted() -> Iterator[tuple[ScriptedUpstream, str]]:
-    """A scripted upstream on an ephemeral loopback port and its base URL."""
-    upstream = ScriptedUpstream()
-    url = upstream.start()
-    try:
-        yield upstream, url
-    finally:
-        upstream.stop()
+def chaos() -> Iterator[ChaosUpstream]:
+    """A started :class:`graftql.testing.ChaosUpstream`, served from a background thread, so
+    synchronous and async tests alike can use it (its ``url`` is ``http://127.0.0.1:PORT``).
+
+    Nothing is scripted: a request that matches no route gets a 404, so a test scripts every
+    path it relies on. A test whose script ran out (a route with no behaviour left) fails at
+    teardown instead of passing on a 500 it never expected.
+    """
+    with ChaosUpstream().running() as upstream:
+        yield upstream
+    assert upstream.errors == [], "the chaos upstream's script ran out or a Call raised"

@@ -1,5 +1,5 @@
 """``endpoints:``: per-endpoint (REST) and per-operation (GraphQL) policy overrides, over real
-HTTP against a scripted upstream."""
+HTTP against a chaos upstream."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 
 from graftql.config import UpstreamConfig, parse_config
 from graftql.errors import ConfigError, UpstreamTimeout, UpstreamUnavailable
+from graftql.testing import ChaosUpstream, Latency, Respond
 from graftql.upstreams import GraphQLUpstream, RestUpstream
-from integration.scripted import ScriptedUpstream
 
 
 def rest(url: str, **settings: Any) -> RestUpstream:
@@ -20,48 +20,46 @@ def rest(url: str, **settings: Any) -> RestUpstream:
     )
 
 
-async def test_an_endpoint_gets_its_own_timeout(scripted: tuple[ScriptedUpstream, str]) -> None:
-    double, url = scripted
+async def test_an_endpoint_gets_its_own_timeout(chaos: ChaosUpstream) -> None:
+    reports = chaos.route("GET /reports/**")
     upstream = rest(
-        url,
+        chaos.url,
         timeout=0.3,
         retry={"attempts": 1},
         endpoints=[{"match": "GET /reports/*", "timeout": 3}],
     )
-    double.answer(json_body={"report": 1}, delay=0.6)
+    reports.queue(Latency(0.6) + Respond(json={"report": 1}))
     assert await upstream.get("/reports/{id}", id="r1") == {"report": 1}
-    double.answer(json_body={"report": 2}, delay=0.6)
+    reports.queue(Latency(0.6) + Respond(json={"report": 2}))
     with pytest.raises(UpstreamTimeout, match=r"^svc did not answer within 0.3s$"):
         await upstream.get("/reports/{id}/pages", id="r1")  # * is one segment only
     await upstream.aclose()
 
 
 async def test_an_endpoint_retries_differently_within_the_upstreams_budget(
-    scripted: tuple[ScriptedUpstream, str],
+    chaos: ChaosUpstream,
 ) -> None:
-    double, url = scripted
-    double.default.status = 503
+    chaos.route("GET /**", Respond(503, json={}))
     upstream = rest(
-        url,
+        chaos.url,
         retry={"attempts": 3, "base_delay": 0.01},
         endpoints=[{"match": "* /payments/**", "retry": {"attempts": 1}}],
     )
     with pytest.raises(UpstreamUnavailable):
         await upstream.get("/payments/{id}/captures", id="p1")
-    assert len(double.received) == 1
+    assert chaos.total == 1
     with pytest.raises(UpstreamUnavailable):
         await upstream.get("/items")
-    assert len(double.received) == 4  # 1 + 3: the upstream's own 3 attempts
+    assert chaos.total == 4  # 1 + 3: the upstream's own 3 attempts
     await upstream.aclose()
 
 
 async def test_first_matching_entry_wins_and_segments_stay_encoded(
-    scripted: tuple[ScriptedUpstream, str],
+    chaos: ChaosUpstream,
 ) -> None:
-    double, url = scripted
-    double.default.status = 503
+    chaos.route("GET /**", Respond(503, json={}))
     upstream = rest(
-        url,
+        chaos.url,
         retry={"attempts": 1},
         endpoints=[
             {"match": "GET /items/*", "retry": {"attempts": 2, "base_delay": 0.01}},
@@ -71,30 +69,25 @@ async def test_first_matching_entry_wins_and_segments_stay_encoded(
     # A client value with a slash is one encoded segment: "/items/*" applies, not "**".
     with pytest.raises(UpstreamUnavailable):
         await upstream.get("/items/{id}", id="a/b")
-    assert [r.raw_path for r in double.received] == ["/items/a%2Fb"] * 2
+    assert [r.path for r in chaos.requests] == ["/items/a%2Fb"] * 2
     await upstream.aclose()
 
 
-async def test_dedup_can_be_turned_off_for_one_endpoint(
-    scripted: tuple[ScriptedUpstream, str],
-) -> None:
-    double, url = scripted
-    double.default.delay = 0.2
-    upstream = rest(url, endpoints=[{"match": "GET /live", "dedup": False}])
+async def test_dedup_can_be_turned_off_for_one_endpoint(chaos: ChaosUpstream) -> None:
+    chaos.route("GET /*", Latency(0.2) + Respond(json={}))
+    upstream = rest(chaos.url, endpoints=[{"match": "GET /live", "dedup": False}])
     await asyncio.gather(upstream.get("/live"), upstream.get("/live"))
     await asyncio.gather(upstream.get("/items"), upstream.get("/items"))
     await upstream.aclose()
-    assert [r.raw_path for r in double.received] == ["/live", "/live", "/items"]
+    assert [r.path for r in chaos.requests] == ["/live", "/live", "/items"]
 
 
-async def test_a_graphql_operation_gets_its_own_policy(
-    scripted: tuple[ScriptedUpstream, str],
-) -> None:
-    double, url = scripted
+async def test_a_graphql_operation_gets_its_own_policy(chaos: ChaosUpstream) -> None:
+    graphql = chaos.route("POST /graphql")
     config = UpstreamConfig.model_validate(
         {
             "kind": "graphql",
-            "url": f"{url}/graphql",
+            "url": f"{chaos.url}/graphql",
             "timeout": 0.3,
             "retry": {"attempts": 1},
             "endpoints": [
@@ -111,16 +104,15 @@ async def test_a_graphql_operation_gets_its_own_policy(
         }
     )
     upstream = GraphQLUpstream("pay", config)
-    double.answer(json_body={"data": {"report": "ok"}}, delay=0.6)
+    graphql.queue(Latency(0.6) + Respond(json={"data": {"report": "ok"}}))
     assert await upstream.execute("query ReportDaily { report }") == {"report": "ok"}
-    double.answer(json_body={"data": {"other": "late"}}, delay=0.6)
+    graphql.queue(Latency(0.6) + Respond(json={"data": {"other": "late"}}))
     with pytest.raises(UpstreamTimeout):
         await upstream.execute("query Other { other }")
-    double.answer(503)
-    double.answer(json_body={"data": {"refund": True}})
+    graphql.queue(Respond(503, json={}), Respond(json={"data": {"refund": True}}))
     assert await upstream.execute("mutation Refund { refund }") == {"refund": True}
     await upstream.aclose()
-    keys = [r.headers.get("idempotency-key") for r in double.received[2:]]
+    keys = [r.headers.get("idempotency-key") for r in chaos.requests[2:]]
     assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
 
 

@@ -2,7 +2,7 @@
 
 Each "replica" is its own ``Upstreams`` with its own ``SharedState`` (its own Redis connections
 and subscriber), exactly as two gateway processes would have; they share only Redis and the
-scripted upstream.
+chaos upstream.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from graftql.config import parse_config
 from graftql.demo.servers import ServerThread
 from graftql.errors import CircuitOpen, UpstreamUnavailable
 from graftql.server import create_app
+from graftql.testing import ChaosUpstream, Latency, Respond
 from graftql.upstreams import Upstreams
 from integration.helpers import assert_within_rate
-from integration.scripted import ScriptedUpstream
 
 REDIS = "redis://127.0.0.1:6379/0"
 
@@ -35,9 +35,8 @@ Replica = Callable[..., Upstreams]
 
 
 @pytest.fixture
-async def replicas(scripted: tuple[ScriptedUpstream, str]) -> AsyncIterator[Replica]:
-    """Make gateway replicas over one scripted upstream ``svc``; all share a fresh key prefix."""
-    _, url = scripted
+async def replicas(chaos: ChaosUpstream) -> AsyncIterator[Replica]:
+    """Make gateway replicas over one chaos upstream ``svc``; all share a fresh key prefix."""
     prefix = f"graftql-test-{uuid.uuid4().hex}:"
     made: list[Upstreams] = []
 
@@ -46,7 +45,7 @@ async def replicas(scripted: tuple[ScriptedUpstream, str]) -> AsyncIterator[Repl
             {
                 "schema": "tests:unused",
                 "redis": {"url": redis_url, "key_prefix": prefix},
-                "upstreams": {"svc": {"kind": "rest", "url": url, **svc}},
+                "upstreams": {"svc": {"kind": "rest", "url": chaos.url, **svc}},
             }
         )
         made.append(Upstreams.from_config(config))
@@ -76,10 +75,9 @@ BREAKER = {
 
 
 async def test_a_replica_that_trips_the_breaker_protects_the_others(
-    replicas: Replica, scripted: tuple[ScriptedUpstream, str]
+    replicas: Replica, chaos: ChaosUpstream
 ) -> None:
-    double, _ = scripted
-    double.default.status = 503
+    chaos.route("GET /items", Respond(503, json={}))
     a, b = replicas(**BREAKER), replicas(**BREAKER)
     for i in range(4):
         with pytest.raises(UpstreamUnavailable):
@@ -88,19 +86,18 @@ async def test_a_replica_that_trips_the_breaker_protects_the_others(
     # b never called the upstream and never saw a failure, yet fails fast.
     with pytest.raises(CircuitOpen, match="svc is failing"):
         await b.rest("svc").get("/items")
-    assert len(double.received) == 4
+    assert chaos.total == 4
     # A replica that starts now reads the stored state before its first call.
     c = replicas(**BREAKER)
     with pytest.raises(CircuitOpen):
         await c.rest("svc").get("/items")
-    assert len(double.received) == 4
+    assert chaos.total == 4
 
 
 async def test_half_open_sends_one_probe_in_all_and_its_success_closes_every_replica(
-    replicas: Replica, scripted: tuple[ScriptedUpstream, str]
+    replicas: Replica, chaos: ChaosUpstream
 ) -> None:
-    double, _ = scripted
-    double.default.status = 503
+    chaos.route("GET /items", Respond(503, json={}))
     a, b = replicas(**BREAKER), replicas(**BREAKER)
     await b.start()  # b listens from the start, as a served gateway does
     for i in range(4):
@@ -111,8 +108,8 @@ async def test_half_open_sends_one_probe_in_all_and_its_success_closes_every_rep
     await eventually(lambda: breaker_b.state == "open")
     await asyncio.sleep(0.65)  # open_for: both replicas are half-open now
     assert breaker_b.state == "half_open"
-    double.default.status = 200
-    double.default.delay = 0.2  # the probe is in flight while the others ask
+    # The upstream is healthy again, and slow: the probe is in flight while the others ask.
+    chaos.route("GET /probe", Latency(0.2) + Respond(json={}))
     results = await asyncio.gather(
         *(
             replica.rest("svc").get("/probe", params={"n": n})
@@ -121,20 +118,19 @@ async def test_half_open_sends_one_probe_in_all_and_its_success_closes_every_rep
         ),
         return_exceptions=True,
     )
-    assert len(double.received) == 5  # exactly one probe reached the upstream
+    assert chaos.total == 5  # exactly one probe reached the upstream
     assert sum(isinstance(r, CircuitOpen) for r in results) == 5
     breaker_a = a["svc"].breaker
     assert breaker_a is not None
     await eventually(lambda: breaker_a.state == "closed" and breaker_b.state == "closed")
-    double.default.delay = 0
+    chaos.route("GET /after", Respond(json={}))
     assert await b.rest("svc").get("/after") == {}
 
 
 async def test_a_failed_probe_reopens_every_replica(
-    replicas: Replica, scripted: tuple[ScriptedUpstream, str]
+    replicas: Replica, chaos: ChaosUpstream
 ) -> None:
-    double, _ = scripted
-    double.default.status = 503
+    chaos.route("GET /*", Respond(503, json={}))  # /items and /probe
     a, b = replicas(**BREAKER), replicas(**BREAKER)
     await b.start()
     for i in range(4):
@@ -150,13 +146,11 @@ async def test_a_failed_probe_reopens_every_replica(
     await eventually(lambda: breaker_a.state == "open")
     with pytest.raises(CircuitOpen):
         await a.rest("svc").get("/items")
-    assert len(double.received) == 5
+    assert chaos.total == 5
 
 
-async def test_two_replicas_share_one_rate_limit(
-    replicas: Replica, scripted: tuple[ScriptedUpstream, str]
-) -> None:
-    double, _ = scripted
+async def test_two_replicas_share_one_rate_limit(replicas: Replica, chaos: ChaosUpstream) -> None:
+    chaos.route("GET /items", Respond(json={}))
     limit = {"dedup": False, "rate_limit": {"rate": 25, "burst": 2, "shared": True}}
     a, b = replicas(**limit), replicas(**limit)
     started = time.monotonic()
@@ -168,19 +162,19 @@ async def test_two_replicas_share_one_rate_limit(
         )
     )
     elapsed = time.monotonic() - started
-    assert len(double.received) == 30
+    assert chaos.total == 30
     # Two local buckets would let 50/s through; one shared bucket keeps both to 25/s.
-    assert_within_rate([r.at for r in double.received], rate=25, burst=2)
+    assert_within_rate([r.at for r in chaos.requests], rate=25, burst=2)
     assert elapsed >= (30 - 2) / 25 - 0.05
 
 
 async def test_a_shared_limit_refuses_what_cannot_start_before_the_deadline(
-    replicas: Replica, scripted: tuple[ScriptedUpstream, str]
+    replicas: Replica, chaos: ChaosUpstream
 ) -> None:
     from graftql.errors import UpstreamRateLimited
     from graftql.upstreams import deadline
 
-    double, _ = scripted
+    chaos.route("GET /*", Respond(json={}))  # /first (and /second, were it sent)
     limit = {"dedup": False, "rate_limit": {"rate": 2, "burst": 1, "shared": True}}
     a, b = replicas(**limit), replicas(**limit)
     await a.rest("svc").get("/first")  # takes the only token for the next 0.5 s
@@ -190,13 +184,13 @@ async def test_a_shared_limit_refuses_what_cannot_start_before_the_deadline(
             await b.rest("svc").get("/second")
     finally:
         deadline.reset(token)
-    assert len(double.received) == 1
+    assert chaos.total == 1
 
 
 async def test_without_redis_each_replica_keeps_its_own_policies(
-    replicas: Replica, scripted: tuple[ScriptedUpstream, str], caplog: pytest.LogCaptureFixture
+    replicas: Replica, chaos: ChaosUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
-    double, _ = scripted
+    chaos.route("GET /i", Respond(json={}))
     nowhere = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     upstreams = replicas(
         nowhere,
@@ -206,15 +200,15 @@ async def test_without_redis_each_replica_keeps_its_own_policies(
     )
     with caplog.at_level(logging.WARNING, logger="graftql.upstreams"):
         await asyncio.gather(*(upstreams.rest("svc").get("/i", params={"i": i}) for i in range(8)))
-    assert len(double.received) == 8
-    assert_within_rate([r.at for r in double.received], rate=40, burst=1)  # the local bucket
+    assert chaos.total == 8
+    assert_within_rate([r.at for r in chaos.requests], rate=40, burst=1)  # the local bucket
     warnings = [r.getMessage() for r in caplog.records if "redis unavailable" in r.getMessage()]
     assert len(warnings) == 1  # once, not once per call
     assert warnings[0] == (
         "redis unavailable (take a rate-limit token: ConnectionError); "
         "shared policies fall back to this replica's own"
     )
-    double.default.status = 503
+    chaos.route("GET /fail", Respond(503, json={}))
     for i in range(8):  # 8 failures after 8 successes: half of the window
         with pytest.raises(UpstreamUnavailable):
             await upstreams.rest("svc").get("/fail", params={"i": i})
@@ -223,11 +217,11 @@ async def test_without_redis_each_replica_keeps_its_own_policies(
 
 
 async def test_a_hanging_redis_costs_one_timeout_not_one_per_call(
-    replicas: Replica, scripted: tuple[ScriptedUpstream, str]
+    replicas: Replica, chaos: ChaosUpstream
 ) -> None:
     """Redis that accepts no connection (a full accept queue): the first command waits
     ``redis.timeout``; later calls skip Redis for a while instead of waiting again."""
-    double, _ = scripted
+    chaos.route("GET /i", Respond(json={}))
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(0)
@@ -246,7 +240,7 @@ async def test_a_hanging_redis_costs_one_timeout_not_one_per_call(
     finally:
         filler.close()
         listener.close()
-    assert len(double.received) == 10
+    assert chaos.total == 10
     assert 0.25 <= elapsed < 0.8  # one redis.timeout (0.25 s), not ten
 
 
@@ -289,10 +283,9 @@ class RedisProxy:
 
 
 async def test_a_replica_catches_up_after_losing_redis(
-    replicas: Replica, scripted: tuple[ScriptedUpstream, str]
+    replicas: Replica, chaos: ChaosUpstream
 ) -> None:
-    double, _ = scripted
-    double.default.status = 503
+    chaos.route("GET /items", Respond(503, json={}))
     proxy = RedisProxy()
     await proxy.start()
     a = replicas(**BREAKER)
@@ -311,20 +304,20 @@ async def test_a_replica_catches_up_after_losing_redis(
     await eventually(lambda: breaker_b.state == "open")
     with pytest.raises(CircuitOpen):
         await b.rest("svc").get("/items")
-    assert len(double.received) == 4
+    assert chaos.total == 4
     await proxy.cut()
 
 
 @pytest.mark.parametrize(("redis_url", "shown"), [(REDIS, "up"), ("redis://127.0.0.1:1/0", "down")])
 def test_readyz_shows_redis_without_depending_on_it(
-    scripted: tuple[ScriptedUpstream, str], redis_url: str, shown: str
+    chaos: ChaosUpstream, redis_url: str, shown: str
 ) -> None:
-    _, url = scripted
+    chaos.route("GET /", Respond(json={}))  # the readiness probe of svc
     config = parse_config(
         {
             "schema": "tests:unused",
             "redis": {"url": redis_url},
-            "upstreams": {"svc": {"kind": "rest", "url": url, "breaker": {"shared": True}}},
+            "upstreams": {"svc": {"kind": "rest", "url": chaos.url, "breaker": {"shared": True}}},
         }
     )
     with ServerThread(create_app(config, GatewaySchema(query=Query))) as server:

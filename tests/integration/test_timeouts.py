@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 
 from graftql.config import UpstreamConfig, parse_config
-from graftql.demo.servers import ServerThread
 from graftql.errors import ConfigError, UpstreamTimeout, UpstreamUnavailable
+from graftql.testing import ChaosUpstream, Latency, Respond
 from graftql.upstreams import RestUpstream, events
-from integration.scripted import ScriptedUpstream
 
 
 def rest(url: str, **settings: Any) -> RestUpstream:
@@ -56,11 +55,10 @@ async def test_connect_timeout_fails_the_attempt_early(unanswered_port: int) -> 
 
 
 async def test_read_timeout_bounds_the_silence_not_the_whole_answer(
-    scripted: tuple[ScriptedUpstream, str],
+    chaos: ChaosUpstream,
 ) -> None:
-    double, url = scripted
-    double.answer(json_body={"late": True}, delay=1.0)
-    upstream = rest(url, timeout=5, read_timeout=0.3, retry={"attempts": 1})
+    chaos.route("GET /items").queue(Latency(1.0) + Respond(json={"late": True}))
+    upstream = rest(chaos.url, timeout=5, read_timeout=0.3, retry={"attempts": 1})
     started = time.monotonic()
     with pytest.raises(UpstreamTimeout) as caught:
         await upstream.get("/items")
@@ -68,15 +66,12 @@ async def test_read_timeout_bounds_the_silence_not_the_whole_answer(
     await upstream.aclose()
     assert 0.3 <= elapsed < 0.9
     assert str(caught.value) == "svc sent nothing for 0.3s"
-    assert len(double.received) == 1
+    assert chaos.total == 1
 
 
-async def test_the_attempt_total_caps_the_read_timeout(
-    scripted: tuple[ScriptedUpstream, str],
-) -> None:
-    double, url = scripted
-    double.answer(json_body={"late": True}, delay=1.5)
-    upstream = rest(url, timeout=0.4, read_timeout=3, retry={"attempts": 1})
+async def test_the_attempt_total_caps_the_read_timeout(chaos: ChaosUpstream) -> None:
+    chaos.route("GET /items").queue(Latency(1.5) + Respond(json={"late": True}))
+    upstream = rest(chaos.url, timeout=0.4, read_timeout=3, retry={"attempts": 1})
     started = time.monotonic()
     with pytest.raises(UpstreamTimeout) as caught:
         await upstream.get("/items")
@@ -92,13 +87,12 @@ async def test_a_mutation_that_never_left_is_tried_again() -> None:
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()  # nothing listens on the port now: the first attempt is refused
-    double = ScriptedUpstream()
-    double.answer(json_body={"id": "pay_1"})
-    servers: list[ServerThread] = []
+    chaos = ChaosUpstream(port=port)
+    chaos.route("POST /payments").queue(Respond(json={"id": "pay_1"}))
 
     def bring_it_up(event: str, upstream: str, fields: dict[str, Any]) -> None:
-        if event == "retry" and not servers:
-            servers.append(ServerThread(double, port=port).start())
+        if event == "retry" and not chaos.is_running:
+            chaos.start()
 
     events.listen(bring_it_up)
     upstream = rest(f"http://127.0.0.1:{port}", retry={"attempts": 2, "base_delay": 0.01})
@@ -109,21 +103,22 @@ async def test_a_mutation_that_never_left_is_tried_again() -> None:
     finally:
         events.unlisten(bring_it_up)
         await upstream.aclose()
-        for server in servers:
-            server.stop()
-    assert [(r.method, r.raw_path) for r in double.received] == [("POST", "/payments")]
+        chaos.stop()
+    assert [(r.method, r.path) for r in chaos.requests] == [("POST", "/payments")]
+    assert chaos.errors == []
 
 
 async def test_a_mutation_that_reached_the_upstream_is_not_repeated(
-    scripted: tuple[ScriptedUpstream, str],
+    chaos: ChaosUpstream,
 ) -> None:
-    double, url = scripted
-    double.answer(json_body={"late": True}, delay=1.0)
-    upstream = rest(url, timeout=5, read_timeout=0.2, retry={"attempts": 3, "base_delay": 0.01})
+    chaos.route("POST /payments").queue(Latency(1.0) + Respond(json={"late": True}))
+    upstream = rest(
+        chaos.url, timeout=5, read_timeout=0.2, retry={"attempts": 3, "base_delay": 0.01}
+    )
     with pytest.raises(UpstreamTimeout):
         await upstream.request("POST", "/payments", json_body={"amount": 1})
     await upstream.aclose()
-    assert len(double.received) == 1
+    assert chaos.total == 1
 
 
 def test_timeouts_are_validated_with_the_key() -> None:

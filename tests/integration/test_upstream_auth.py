@@ -18,9 +18,9 @@ from graftql.config import UpstreamConfig
 from graftql.demo.servers import ServerThread
 from graftql.demo.services import payments, shipping
 from graftql.errors import UpstreamAuthError, UpstreamBadResponse
+from graftql.testing import ChaosUpstream, Respond
 from graftql.upstreams import RestUpstream
 from graftql.upstreams.auth import HmacSigner, OAuth2ClientCredentialsAuth
-from integration.scripted import ScriptedUpstream
 
 
 class FakeClock:
@@ -242,18 +242,18 @@ async def test_hmac_timestamp_tolerance_at_the_upstream(skew: int, accepted: boo
     ],
 )
 async def test_static_credentials_are_sent_where_configured(
-    scripted: tuple[ScriptedUpstream, str],
+    chaos: ChaosUpstream,
     auth: dict[str, Any],
     where: str,
     expected: tuple[str, str],
 ) -> None:
-    upstream_double, url = scripted
+    chaos.route("GET /items/1", Respond(json={}))
     upstream = RestUpstream(
-        "svc", upstream_config({"kind": "rest", "url": url, "auth": auth}, V="v4lue")
+        "svc", upstream_config({"kind": "rest", "url": chaos.url, "auth": auth}, V="v4lue")
     )
     await upstream.get("/items/{id}", id="1", params={"page": 2})
     await upstream.aclose()
-    [request] = upstream_double.received
+    [request] = chaos.requests
     name, value = expected
     if where == "header":
         assert request.headers[name] == value
@@ -264,18 +264,19 @@ async def test_static_credentials_are_sent_where_configured(
 
 
 async def test_static_headers_are_sent_and_redirects_are_not_followed(
-    scripted: tuple[ScriptedUpstream, str],
+    chaos: ChaosUpstream,
 ) -> None:
-    upstream_double, url = scripted
-    upstream_double.answer(302, headers={"location": "http://127.0.0.2:9/steal"})
+    redirect = Respond(302, json={}, headers={"location": "http://127.0.0.2:9/steal"})
+    chaos.route("GET /items").queue(redirect)
     config = upstream_config(
-        {"kind": "rest", "url": url, "headers": {"X-Tenant": "acme", "X-Token": "${V}"}}, V="t0k"
+        {"kind": "rest", "url": chaos.url, "headers": {"X-Tenant": "acme", "X-Token": "${V}"}},
+        V="t0k",
     )
     upstream = RestUpstream("svc", config)
     with pytest.raises(UpstreamBadResponse, match="svc answered HTTP 302"):
         await upstream.get("/items")
     await upstream.aclose()
-    [request] = upstream_double.received
+    [request] = chaos.requests
     assert request.headers["x-tenant"] == "acme" and request.headers["x-token"] == "t0k"
 
 
@@ -299,17 +300,16 @@ async def test_client_credentials_are_form_encoded_before_basic() -> None:
     ],
 )
 async def test_token_endpoint_failures_are_told_apart(
-    scripted: tuple[ScriptedUpstream, str], status: int, message: str
+    chaos: ChaosUpstream, status: int, message: str
 ) -> None:
-    double, url = scripted
-    double.answer(status, json_body={"error": "whatever"}, times=3)
-    config = oauth2_config(url, "s", extra_params={"resource": "api://payments"})
+    chaos.route("POST /oauth/token").queue(Respond(status, json={"error": "whatever"}), times=3)
+    config = oauth2_config(chaos.url, "s", extra_params={"resource": "api://payments"})
     upstream = RestUpstream("payments", config)
     with pytest.raises(UpstreamAuthError) as caught:
         await upstream.get("/v1/payments")
     await upstream.aclose()
     assert str(caught.value) == message
     # Only the token endpoint was called (the API never was); an unavailable one was retried.
-    assert [r.raw_path for r in double.received] == ["/oauth/token"] * (3 if status == 503 else 1)
-    form = parse_qs(double.received[0].body.decode())
+    assert [r.path for r in chaos.requests] == ["/oauth/token"] * (3 if status == 503 else 1)
+    form = parse_qs(chaos.requests[0].body.decode())
     assert form == {"grant_type": ["client_credentials"], "resource": ["api://payments"]}

@@ -2,60 +2,43 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-
 import pytest
 
 from graftql.config import UpstreamConfig
 from graftql.errors import UpstreamBadResponse, UpstreamUnavailable
+from graftql.testing import (
+    Behaviour,
+    ChaosUpstream,
+    Disconnect,
+    Latency,
+    Malformed,
+    Respond,
+    Truncated,
+)
 from graftql.upstreams import GraphQLUpstream, RestUpstream, UpstreamGraphQLErrors
-from integration.scripted import ScriptedUpstream
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def _garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await reader.readuntil(b"\r\n\r\n")
-    writer.write(b"SMTP READY\r\n\r\n")
-    await writer.drain()
-    writer.close()
-
-
-async def _hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await reader.readuntil(b"\r\n\r\n")
-    writer.close()
-
-
-async def _truncated(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await reader.readuntil(b"\r\n\r\n")
-    writer.write(
-        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"
-    )
-    await writer.drain()
-    writer.close()
-
-
-@pytest.fixture
-async def raw_server(request: pytest.FixtureRequest) -> AsyncIterator[str]:
-    handler: Handler = request.param
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    async with server:
-        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize(
-    ("raw_server", "error", "message"),
+    ("answer", "error", "message"),
     [
-        (_garbage, UpstreamBadResponse, "svc answered with malformed HTTP"),
-        (_hang_up, UpstreamUnavailable, "the connection to svc was lost"),
-        (_truncated, UpstreamBadResponse, "svc answered with malformed HTTP"),
+        # Not HTTP at all, then the connection closes.
+        (Malformed(b"SMTP READY\r\n\r\n"), UpstreamBadResponse, "svc answered with malformed HTTP"),
+        # The request was read, then the connection closed without a word.
+        (Disconnect(), UpstreamUnavailable, "the connection to svc was lost"),
+        # A Content-Length of 100 and one byte of body, then the connection closes.
+        (
+            Truncated(200, b"{" + b" " * 99, content_type="application/json", sent=1),
+            UpstreamBadResponse,
+            "svc answered with malformed HTTP",
+        ),
     ],
-    indirect=["raw_server"],
+    ids=["garbage", "hang_up", "truncated"],
 )
-async def test_broken_http_answers(raw_server: str, error: type[Exception], message: str) -> None:
-    upstream = RestUpstream("svc", UpstreamConfig(kind="rest", url=raw_server))
+async def test_broken_http_answers(
+    chaos: ChaosUpstream, answer: Behaviour, error: type[Exception], message: str
+) -> None:
+    chaos.route("GET /items", answer)  # every attempt alike, as from a broken server
+    upstream = RestUpstream("svc", UpstreamConfig(kind="rest", url=chaos.url))
     with pytest.raises(error) as caught:
         await upstream.get("/items")
     await upstream.aclose()
@@ -63,11 +46,11 @@ async def test_broken_http_answers(raw_server: str, error: type[Exception], mess
 
 
 async def test_graphql_validation_errors_over_400_keep_the_upstream_words(
-    scripted: tuple[ScriptedUpstream, str],
+    chaos: ChaosUpstream,
 ) -> None:
-    double, url = scripted
-    double.answer(400, json_body={"errors": [{"message": "Cannot query field 'nope' on 'Query'."}]})
-    upstream = GraphQLUpstream("cat", UpstreamConfig(kind="graphql", url=f"{url}/graphql"))
+    errors = [{"message": "Cannot query field 'nope' on 'Query'."}]
+    chaos.route("POST /graphql").queue(Respond(400, json={"errors": errors}))
+    upstream = GraphQLUpstream("cat", UpstreamConfig(kind="graphql", url=f"{chaos.url}/graphql"))
     with pytest.raises(UpstreamGraphQLErrors) as caught:
         await upstream.execute("{ nope }")
     await upstream.aclose()
@@ -78,13 +61,13 @@ async def test_graphql_validation_errors_over_400_keep_the_upstream_words(
 
 
 async def test_probe_uses_the_origin_health_path_and_sends_no_secret(
-    scripted: tuple[ScriptedUpstream, str],
+    chaos: ChaosUpstream,
 ) -> None:
-    double, url = scripted
+    chaos.route("/**", Respond(json={}))  # any path: the test checks which one was asked
     config = UpstreamConfig.model_validate(
         {
             "kind": "rest",
-            "url": f"{url}/api/v1?version=2",
+            "url": f"{chaos.url}/api/v1?version=2",
             "health_path": "/healthz",
             "headers": {"X-Tenant": "acme", "X-Token": "${T}"},
             "auth": {"type": "bearer", "token": "${T}"},
@@ -95,20 +78,17 @@ async def test_probe_uses_the_origin_health_path_and_sends_no_secret(
     probe = await upstream.probe()
     await upstream.aclose()
     assert (probe.status, probe.detail) == ("up", "HTTP 200")
-    [request] = double.received
-    assert (request.raw_path, request.query) == ("/healthz", "")
+    [request] = chaos.requests
+    assert (request.path, request.query) == ("/healthz", "")
     assert request.headers["x-tenant"] == "acme"
     assert "s3cr3t" not in str(request.headers)
 
 
-async def test_probe_reports_5xx_and_silence_as_down(
-    scripted: tuple[ScriptedUpstream, str],
-) -> None:
-    double, url = scripted
-    double.answer(503)
-    upstream = RestUpstream("svc", UpstreamConfig(kind="rest", url=url))
+async def test_probe_reports_5xx_and_silence_as_down(chaos: ChaosUpstream) -> None:
+    origin = chaos.route("GET /").queue(Respond(503, json={}))
+    upstream = RestUpstream("svc", UpstreamConfig(kind="rest", url=chaos.url))
     assert (await upstream.probe()).detail == "HTTP 503"
-    double.answer(200, delay=3)
+    origin.queue(Latency(3) + Respond(json={}))
     slow = await upstream.probe()
     await upstream.aclose()
     assert (slow.status, slow.detail) == ("down", "no answer within 2s")

@@ -7,8 +7,8 @@ from urllib.parse import parse_qs
 import pytest
 
 from graftql.config import UpstreamConfig
+from graftql.testing import ChaosUpstream, Respond
 from graftql.upstreams import RestUpstream
-from integration.scripted import ScriptedUpstream
 
 
 @pytest.mark.parametrize(
@@ -26,44 +26,42 @@ from integration.scripted import ScriptedUpstream
     ],
 )
 async def test_arguments_arrive_as_one_segment_under_the_base_path(
-    scripted: tuple[ScriptedUpstream, str], value: str, raw_path: str
+    chaos: ChaosUpstream, value: str, raw_path: str
 ) -> None:
-    double, url = scripted
-    upstream = RestUpstream("svc", UpstreamConfig(kind="rest", url=f"{url}/api/v1"))
+    chaos.route("/**", Respond(json={}))  # any path: the test checks which one arrived
+    upstream = RestUpstream("svc", UpstreamConfig(kind="rest", url=f"{chaos.url}/api/v1"))
     await upstream.get("/items/{id}", id=value, params={"q": "a,b c&d"})
     await upstream.aclose()
-    [request] = double.received
-    assert request.raw_path == raw_path
+    [request] = chaos.requests
+    assert request.path == raw_path
     assert parse_qs(request.query) == {"q": ["a,b c&d"]}
 
 
-async def test_base_url_query_is_kept(scripted: tuple[ScriptedUpstream, str]) -> None:
-    double, url = scripted
-    upstream = RestUpstream("svc", UpstreamConfig(kind="rest", url=f"{url}/api?version=2"))
+async def test_base_url_query_is_kept(chaos: ChaosUpstream) -> None:
+    chaos.route("/**", Respond(json={}))
+    upstream = RestUpstream("svc", UpstreamConfig(kind="rest", url=f"{chaos.url}/api?version=2"))
     await upstream.get("/items", params={"page": 3})
     await upstream.aclose()
-    [request] = double.received
-    assert request.raw_path == "/api/items"
+    [request] = chaos.requests
+    assert request.path == "/api/items"
     assert parse_qs(request.query) == {"version": ["2"], "page": ["3"]}
 
 
-async def test_cookies_set_by_an_upstream_are_never_sent_back(
-    scripted: tuple[ScriptedUpstream, str],
-) -> None:
+async def test_cookies_set_by_an_upstream_are_never_sent_back(chaos: ChaosUpstream) -> None:
     # A cookie from one user's call must not ride along on the next call, whoever makes it.
-    double, url = scripted
-    double.answer(headers={"set-cookie": "session=user-a-secret; Path=/"})
-    upstream = RestUpstream("svc", UpstreamConfig(kind="rest", url=url))
+    cookie = {"set-cookie": "session=user-a-secret; Path=/"}
+    chaos.route("GET /*").queue(Respond(json={}, headers=cookie)).always(Respond(json={}))
+    upstream = RestUpstream("svc", UpstreamConfig(kind="rest", url=chaos.url))
     await upstream.get("/a")
     await upstream.get("/b")
     await upstream.aclose()
-    assert [r.headers.get("cookie") for r in double.received] == [None, None]
+    assert [r.headers.get("cookie") for r in chaos.requests] == [None, None]
 
 
-async def test_connections_are_kept_alive(scripted: tuple[ScriptedUpstream, str]) -> None:
-    double, url = scripted
-    upstream = RestUpstream("svc", UpstreamConfig(kind="rest", url=url))
+async def test_connections_are_kept_alive(chaos: ChaosUpstream) -> None:
+    chaos.route("GET /a", Respond(json={}))
+    upstream = RestUpstream("svc", UpstreamConfig(kind="rest", url=chaos.url))
     for _ in range(5):
         await upstream.get("/a")
     await upstream.aclose()
-    assert len({r.client for r in double.received}) == 1
+    assert len({r.peer for r in chaos.requests}) == 1  # one TCP peer: one connection
