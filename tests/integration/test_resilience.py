@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -306,7 +307,7 @@ async def test_policies_report_what_they_did(chaos: ChaosUpstream) -> None:
         await upstream.aclose()
     finally:
         events._listeners.clear()
-    [(name, upstream_name, fields)] = seen
+    failed, (name, upstream_name, fields), succeeded = seen
     assert (name, upstream_name, fields["attempt"], fields["reason"]) == (
         "retry",
         "svc",
@@ -314,6 +315,86 @@ async def test_policies_report_what_they_did(chaos: ChaosUpstream) -> None:
         "UPSTREAM_UNAVAILABLE",
     )
     assert 0 <= fields["delay"] <= 0.01
+    # Every attempt, with its outcome and duration (what the metrics will count).
+    for event, attempt, outcome, status in (
+        (failed, 1, "UPSTREAM_UNAVAILABLE", 503),
+        (succeeded, 2, "ok", 200),
+    ):
+        assert event[:2] == ("attempt", "svc")
+        assert {k: v for k, v in event[2].items() if k != "seconds"} == {
+            "attempt": attempt,
+            "method": "GET",
+            "outcome": outcome,
+            "status": status,
+        }
+        assert 0 < event[2]["seconds"] < 1
+
+
+def test_a_slow_upstream_behind_a_bulkhead_does_not_delay_the_others(
+    chaos: ChaosUpstream,
+) -> None:
+    """20 clients pile onto a hung upstream whose bulkhead holds 2 calls and queues 2: the
+    other 16 are refused at once, and a query to another upstream is answered at once."""
+    chaos.route("GET /slow", Hang())
+    chaos.route("GET /fast", Respond(json={"ok": True}))
+    config = parse_config(
+        {
+            "schema": "tests:unused",
+            "server": {"request_timeout": 3},
+            "upstreams": {
+                "slow": {
+                    "kind": "rest",
+                    "url": chaos.url,
+                    "dedup": False,
+                    "bulkhead": {"max_concurrent": 2, "max_queue": 2},
+                    "retry": {"attempts": 1},
+                },
+                "fast": {"kind": "rest", "url": chaos.url},
+            },
+        }
+    )
+
+    # One client for all threads: a client per request would spend the time measured here
+    # building its TLS context.
+    client = httpx.Client(limits=httpx.Limits(max_connections=30), timeout=10)
+
+    def timed(url: str) -> tuple[float, dict[str, Any]]:
+        started = time.monotonic()
+        response = client.post(f"{url}/graphql", json={"query": "{ slow }"})
+        return time.monotonic() - started, response.json()
+
+    with ServerThread(create_app(config, GatewaySchema(query=TwoUpstreams))) as server:
+        with ThreadPoolExecutor(20) as pool:
+            piled = [pool.submit(timed, server.url) for _ in range(20)]
+            chaos.wait_for_requests(2, timeout=5)  # both slots are taken by hung calls
+            started = time.monotonic()
+            assert graphql(server.url, "{ fast }") == {"data": {"fast": "{'ok': True}"}}
+            fast_took = time.monotonic() - started
+            answers = [future.result() for future in piled]
+    client.close()
+    assert fast_took < 0.5
+    waiting = "too many calls to slow are already waiting"
+    quick = [body for took, body in answers if took < 1]
+    assert [body["errors"][0]["message"] for body in quick] == [waiting] * 16  # queue was full
+    # 2 hung in the slots and 2 queued for one: all 4 end at the 3 s deadline, no later.
+    late = [(took, body["errors"][0]["extensions"]["code"]) for took, body in answers if took >= 1]
+    assert len(late) == 4
+    assert all(2.9 <= took < 4 for took, _ in late)
+    assert {code for _, code in late} <= {"UPSTREAM_TIMEOUT", "UPSTREAM_UNAVAILABLE"}
+    # The 2 slots' hung calls, plus the queued calls that got a slot with a few ms of their
+    # own deadline left (their requests arrived a little later): never more than the 4 let in.
+    assert 2 <= chaos.count("GET /slow") <= 4
+
+
+@strawberry.type
+class TwoUpstreams:
+    @strawberry.field
+    async def slow(self, info: strawberry.Info[Context, None]) -> str | None:
+        return str(await info.context.upstreams.rest("slow").get("/slow"))
+
+    @strawberry.field
+    async def fast(self, info: strawberry.Info[Context, None]) -> str | None:
+        return str(await info.context.upstreams.rest("fast").get("/fast"))
 
 
 async def test_a_loader_fallback_serves_a_value_instead_of_the_error(

@@ -127,6 +127,31 @@ async def test_half_open_sends_one_probe_in_all_and_its_success_closes_every_rep
     assert await b.rest("svc").get("/after") == {}
 
 
+async def test_probes_sent_by_different_replicas_close_every_replica_together(
+    replicas: Replica, chaos: ChaosUpstream
+) -> None:
+    """half_open_probes: 2, one probe from each replica: neither has two successes of its own,
+    yet together they are the two the breaker asked for (counted in Redis)."""
+    chaos.route("GET /items", Respond(503, json={}))
+    two_probes = {**BREAKER, "breaker": {**BREAKER["breaker"], "half_open_probes": 2}}
+    a, b = replicas(**two_probes), replicas(**two_probes)
+    await b.start()
+    for i in range(4):
+        with pytest.raises(UpstreamUnavailable):
+            await a.rest("svc").get("/items", params={"i": i})
+    breaker_a, breaker_b = a["svc"].breaker, b["svc"].breaker
+    assert breaker_a is not None and breaker_b is not None
+    await eventually(lambda: breaker_b.state == "open")
+    await asyncio.sleep(0.65)
+    chaos.route("GET /probe", Respond(json={}))
+    assert await a.rest("svc").get("/probe") == {}
+    assert breaker_a.state == "half_open"  # one of two probes
+    assert await b.rest("svc").get("/probe") == {}
+    assert breaker_b.state == "closed"  # the second probe, from the other replica
+    await eventually(lambda: breaker_a.state == "closed")
+    assert chaos.total == 6
+
+
 async def test_a_failed_probe_reopens_every_replica(
     replicas: Replica, chaos: ChaosUpstream
 ) -> None:

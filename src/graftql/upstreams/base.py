@@ -40,7 +40,7 @@ from graftql.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from graftql.upstreams import deadline
+from graftql.upstreams import deadline, events
 from graftql.upstreams.auth import build_auth
 from graftql.upstreams.breaker import CircuitBreaker, State
 from graftql.upstreams.events import emit
@@ -234,9 +234,20 @@ class Upstream:
         policy.budget.record_call()
         attempt = 1
         while True:
+            started = time.monotonic()
             try:
-                return await self._guarded(request, call)
+                response = await self._guarded(request, call)
             except UpstreamError as error:
+                if events.listening():
+                    emit(
+                        "attempt",
+                        self.name,
+                        attempt=attempt,
+                        method=request.method,
+                        outcome=error.code,
+                        status=error.status,
+                        seconds=time.monotonic() - started,
+                    )
                 if not (
                     (safe or not error.sent)  # a call that never left may always go again
                     and attempt < policy.config.attempts
@@ -254,6 +265,18 @@ class Upstream:
                     self.flights.close_to_joiners(flight)
                 await asyncio.sleep(pause)
                 attempt += 1
+            else:
+                if events.listening():
+                    emit(
+                        "attempt",
+                        self.name,
+                        attempt=attempt,
+                        method=request.method,
+                        outcome="ok",
+                        status=response.status_code,
+                        seconds=time.monotonic() - started,
+                    )
+                return response
 
     async def _guarded(self, request: httpx.Request, call: CallPolicy) -> httpx.Response:
         """One attempt behind the bulkhead, the circuit breaker and the rate limit."""
@@ -279,7 +302,8 @@ class Upstream:
             await shared.start()  # hear the other replicas before the first call
         if not breaker.allow():
             raise self._circuit_open(breaker)
-        if shared is not None and breaker.state == "half_open":  # this call is a probe
+        probe = breaker.state == "half_open"
+        if shared is not None and probe:
             if not await shared.claim_probe(self.name, breaker):
                 breaker.release()  # another replica sends the probes
                 raise self._circuit_open(breaker)
@@ -301,6 +325,16 @@ class Upstream:
             raise
         else:
             moved = breaker.record(failed=False, duration=time.monotonic() - started)
+            if (
+                shared is not None
+                and probe
+                and moved is None
+                and breaker.state == "half_open"
+                and await shared.probe_succeeded(self.name, breaker)
+            ):
+                # The other probes succeeded on other replicas: close here, and everywhere.
+                breaker.force_close()
+                moved = "closed"
         finally:
             if moved is not None:
                 emit("breaker", self.name, state=moved)

@@ -1,7 +1,8 @@
 """What the policies did, as events: one small interface for metrics, logs and tests.
 
 ``listen(callback)`` registers ``callback(event, upstream, fields)``; every policy reports
-through ``emit``. Events: ``retry`` (attempt, delay, reason), ``breaker`` (state),
+through ``emit``. Events: ``attempt`` (attempt, method, outcome: "ok" or the error code,
+status, seconds), ``retry`` (attempt, delay, reason), ``breaker`` (state),
 ``rate_limit_wait`` (seconds), ``rejected`` (by: bulkhead | rate_limit), ``fallback``
 (loader, reason). A listener must be quick; if it raises, the error is logged and the call
 that emitted the event goes on as if nothing happened.
@@ -13,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Listener", "emit", "listen", "unlisten"]
+__all__ = ["Listener", "emit", "listen", "listening", "unlisten"]
 
 Listener = Callable[[str, str, dict[str, Any]], None]
 
@@ -28,6 +29,11 @@ def listen(listener: Listener) -> None:
 def unlisten(listener: Listener) -> None:
     if listener in _listeners:
         _listeners.remove(listener)
+
+
+def listening() -> bool:
+    """Is anyone listening? Lets a hot path skip measuring what nobody reads."""
+    return bool(_listeners)
 
 
 def emit(event: str, upstream: str, **fields: Any) -> None:

@@ -48,19 +48,21 @@ _RETRY_AFTER = 5.0  # seconds without Redis commands after one failed
 _RESUBSCRIBE_DELAY = (0.1, 5.0)  # first and longest wait between attempts to listen again
 
 # KEYS[1]: the bucket. ARGV: microseconds per token, burst, the caller's budget in microseconds
-# (-1: none). Returns {1, wait} with the wait in microseconds, or {0, wait} when refused.
+# (-1: none), the tokens to take. Returns {1, wait} with the wait in microseconds, or {0, wait}
+# when refused.
 _GCRA = """
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local budget = tonumber(ARGV[3])
+local weight = tonumber(ARGV[4] or '1')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local wait = tat - (burst - 1) * interval - now
+local wait = tat + (weight - burst) * interval - now
 if wait < 0 then wait = 0 end
 if budget >= 0 and wait > budget then return {0, wait} end
-local new = tat + interval
+local new = tat + weight * interval
 redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', math.ceil((new - now) / 1000) + 1000)
 return {1, wait}
 """
@@ -219,6 +221,22 @@ class SharedState:
         )
         return claimed is None or bool(claimed)
 
+    async def probe_succeeded(self, name: str, breaker: CircuitBreaker) -> bool:
+        """Count a successful half-open probe for all replicas; True once ``half_open_probes``
+        of them succeeded, wherever they were sent (the breaker closes everywhere then)."""
+        key = self._key("probes_ok", name)
+        ttl_ms = int(breaker.config.open_for * 1000)
+
+        async def count() -> int:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.pexpire(key, ttl_ms)
+                done, _ = await pipe.execute()
+            return int(done)
+
+        done = await self._run("count a probe", count)
+        return done is not None and done >= breaker.config.half_open_probes
+
     async def announce(self, name: str, state: State, breaker: CircuitBreaker) -> None:
         """Tell the other replicas that this one opened or closed the breaker."""
         if state == "half_open":
@@ -227,7 +245,8 @@ class SharedState:
         message = orjson.dumps(
             {"upstream": name, "state": state, "replica": self._replica, "open_for": open_for}
         )
-        open_key, probes_key = self._key("open", name), self._key("probes", name)
+        open_key = self._key("open", name)
+        probes_keys = (self._key("probes", name), self._key("probes_ok", name))
 
         async def store_and_publish() -> None:
             async with self._client.pipeline(transaction=True) as pipe:
@@ -235,7 +254,7 @@ class SharedState:
                     pipe.set(open_key, "1", px=int(open_for * 1000))
                 else:
                     pipe.delete(open_key)
-                pipe.delete(probes_key)
+                pipe.delete(*probes_keys)
                 pipe.publish(self._channel, message)
                 await pipe.execute()
 
@@ -243,15 +262,19 @@ class SharedState:
 
     # -- the rate limit -----------------------------------------------------------------------
 
-    async def reserve(self, name: str, config: RateLimitConfig, budget: float | None) -> float:
-        """Take a token from the shared bucket; seconds to wait for it. ``Rejected`` (taking
-        nothing) when that is beyond ``budget``; ``LookupError`` when Redis cannot answer."""
+    async def reserve(
+        self, name: str, config: RateLimitConfig, budget: float | None, *, weight: int = 1
+    ) -> float:
+        """Take ``weight`` tokens from the shared bucket ``name`` (an upstream's name, or
+        ``inbound:<client>`` for the inbound limit); seconds to wait for them. ``Rejected``
+        (taking nothing) when that is beyond ``budget``; ``LookupError`` when Redis cannot
+        answer."""
         interval = round(1_000_000 / config.rate)
         limit = -1 if budget is None else max(0, int(budget * 1_000_000))
         key = self._key("rate", name)
         result = await self._run(
             "take a rate-limit token",
-            lambda: self._gcra(keys=[key], args=[interval, config.burst, limit]),
+            lambda: self._gcra(keys=[key], args=[interval, config.burst, limit, weight]),
         )
         if result is None:
             raise LookupError("redis unavailable")
