@@ -2,8 +2,9 @@
 
 A schema module describes *what* the gateway serves (types, resolvers, named loaders); the
 configuration decides *how* it is served. So the strawberry schema is built by the gateway, with
-the extensions that the configuration's mode asks for: parse and validation caches always,
-introspection off and unexpected errors masked in production.
+the extensions that the configuration asks for: parsing, the operation limits and validation
+(cached) always; introspection off, unexpected errors masked (with a correlation id) and no
+"Did you mean ...?" suggestions in production.
 """
 
 from __future__ import annotations
@@ -17,39 +18,25 @@ from typing import Any
 import strawberry
 from graphql import ASTValidationRule, DocumentNode, GraphQLError
 from starlette.websockets import WebSocket
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaskErrors,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import AddValidationRules, DisableIntrospection, SchemaExtension
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from graftql.config import ServerConfig
 from graftql.errors import ConfigError, GraftqlError
 from graftql.resolvers import Context, LoaderRegistry
+from graftql.schema.documents import CheckedDocuments, DocumentChecker
+from graftql.schema.masking import (
+    MaskUnexpectedErrors,
+    NoSuggestionsExecutionContext,
+    is_unexpected_error,
+    log_unexpected_error,
+)
 from graftql.upstreams import deadline
 
 __all__ = ["GatewaySchema", "is_unexpected_error", "load_schema"]
 
 logger = logging.getLogger("graftql.errors")
-
-# Sized for the distinct documents a real client fleet sends; beyond it the oldest are parsed again.
-_DOCUMENT_CACHE_SIZE = 1024
-
-
-def is_unexpected_error(error: GraphQLError) -> bool:
-    """A resolver's bug rather than a reported condition: production shows a generic message.
-
-    Syntax and validation errors have no ``original_error``; graftql's own errors and a
-    ``GraphQLError`` a resolver raises on purpose carry messages written for clients. Anything
-    else may carry internals.
-    """
-    original = error.original_error
-    return original is not None and not isinstance(original, GraftqlError | GraphQLError)
 
 
 class _OperationContext(SchemaExtension):
@@ -110,25 +97,28 @@ class _Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        # A reported condition (an upstream down, a bad argument) is one log line, not a stack
-        # trace per field; bugs keep strawberry's full traceback.
-        unexpected = []
+        # A reported condition (an upstream down, a bad argument, an operation over a limit) is
+        # one log line, not a stack trace per field; a bug keeps its traceback, with the
+        # correlation id that production shows the client instead of the message.
+        others = []
         for error in errors:
             original = error.original_error
             if isinstance(original, GraftqlError):
                 detail = getattr(original, "detail", "")
                 logger.warning(
-                    "%s at %s: %s%s%s",
+                    "%s%s: %s%s%s",
                     original.code,
-                    ".".join(map(str, error.path or ())),
+                    f" at {'.'.join(map(str, error.path))}" if error.path else "",
                     original.message,
                     # The cause's type only: its message may carry a URL with a query credential.
                     f" ({type(original.__cause__).__name__})" if original.__cause__ else "",
                     f"; upstream said: {detail}" if detail else "",
                 )
-            else:
-                unexpected.append(error)
-        super().process_errors(unexpected, execution_context)
+            elif is_unexpected_error(error):
+                log_unexpected_error(error)
+            else:  # syntax and validation errors, GraphQLErrors raised on purpose
+                others.append(error)
+        super().process_errors(others, execution_context)
 
 
 class GatewaySchema:
@@ -159,11 +149,12 @@ class GatewaySchema:
     ) -> strawberry.Schema:
         """The strawberry schema for ``server``'s mode; with ``trusted`` (sha256 hashes), only
         those documents validate."""
-        # Factories, not instances: strawberry makes fresh extensions per operation. The parse and
-        # validation LRU caches live at module level in strawberry, so they survive that.
+        # Factories, not instances: strawberry makes fresh extensions per operation. The
+        # document cache lives in the checker, one per built schema, so it survives that.
+        production = server.env == "production"
+        checker = DocumentChecker(server.limits, hide_suggestions=production)
         extensions: list[Any] = [
-            lambda: ParserCache(maxsize=_DOCUMENT_CACHE_SIZE),
-            lambda: ValidationCache(maxsize=_DOCUMENT_CACHE_SIZE),
+            lambda: CheckedDocuments(checker),
             _OperationContext,
             lambda: _Deadline(server),
             *self.extensions,
@@ -173,8 +164,8 @@ class GatewaySchema:
             extensions.append(lambda: AddValidationRules([rule]))
         if not server.introspection_enabled:
             extensions.append(DisableIntrospection)
-        if server.env == "production":
-            extensions.append(lambda: MaskErrors(should_mask_error=is_unexpected_error))
+        if production:
+            extensions.append(MaskUnexpectedErrors)
         try:
             return _Schema(
                 query=self.query,
@@ -182,6 +173,7 @@ class GatewaySchema:
                 subscription=self.subscription,
                 types=self.types,
                 extensions=extensions,
+                execution_context_class=NoSuggestionsExecutionContext if production else None,
             )
         except Exception as exc:  # strawberry's own words say which type or field is wrong
             reason = " ".join(str(exc).split())  # one line, as every config error
