@@ -13,6 +13,8 @@ Secrets are references, never literals: ``${ENV_VAR}``, ``${ENV_VAR:-default}`` 
 from __future__ import annotations
 
 import difflib
+import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -21,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -40,9 +43,11 @@ __all__ = [
     "BearerAuth",
     "BreakerConfig",
     "BulkheadConfig",
+    "CorsConfig",
     "EndpointConfig",
     "GatewayConfig",
     "HmacAuth",
+    "InboundRateLimitConfig",
     "LimitsConfig",
     "OAuth2ClientCredentials",
     "PersistedOperationsConfig",
@@ -113,6 +118,98 @@ class PersistedOperationsConfig(_Model):
         return self
 
 
+def _network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=True))
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IP address or network (10.0.0.0/8): {exc}") from None
+
+
+_ORIGIN = re.compile(
+    r"(https?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?", re.IGNORECASE
+)
+
+
+def _origin(value: str) -> str:
+    """An origin as browsers send it (compared as a string): scheme and host in lower case,
+    no default port."""
+    if value == "*":
+        return value
+    match = _ORIGIN.fullmatch(value)
+    if match is None or int(match.group(3) or 0) > 65535:
+        raise ValueError(
+            f"{value!r} is not an origin: scheme://host[:port] with no path, e.g. "
+            "'https://app.example.com', or '*'"
+        )
+    scheme, host, port = match.group(1).lower(), match.group(2).lower(), match.group(3)
+    default = {"http": "80", "https": "443"}[scheme]
+    return f"{scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def _header_name(value: str) -> str:
+    if value != "*" and not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", value):
+        raise ValueError(f"{value!r} is not a header name")
+    return value
+
+
+class InboundRateLimitConfig(_Model):
+    """The ``server.rate_limit:`` block: operations per client (token bucket), over HTTP and
+    WebSocket alike. A client is its principal when inbound auth set one, else its IP."""
+
+    rate: float = Field(gt=0, le=1_000_000, description="operations per second")
+    # Operations allowed at once after a quiet spell; default: one second's worth (at least 1).
+    burst: int = Field(ge=1, le=1_000_000)
+    # One bucket per client for every replica, kept in Redis (the top-level ``redis:`` block).
+    shared: bool = False
+    # Proxies whose X-Forwarded-For is believed (addresses or CIDR networks); from any other
+    # peer the header is ignored.
+    trusted_proxies: list[Annotated[str, AfterValidator(_network)]] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_burst(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "burst" not in data:
+            rate = data.get("rate")
+            # An invalid rate is reported on its own, not as a missing burst too.
+            burst = 1
+            if isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
+                burst = max(1, math.ceil(rate))
+            return {**data, "burst": burst}
+        return data
+
+
+class CorsConfig(_Model):
+    """The ``server.cors:`` block: which other origins' pages may call the gateway from a
+    browser (their WebSocket handshakes too)."""
+
+    allow_origins: list[Annotated[str, AfterValidator(_origin)]] = Field(min_length=1)
+    # Cookies and HTTP authentication on cross-origin requests; never with '*'.
+    allow_credentials: bool = False
+    # Request headers beyond the safelisted ones (Content-Type is), e.g. [Authorization].
+    allow_headers: list[Annotated[str, AfterValidator(_header_name)]] = Field(default_factory=list)
+    max_age: int = Field(600, ge=0, le=86400, description="seconds a preflight is cached")
+
+    @model_validator(mode="after")
+    def _no_wildcard_with_credentials(self) -> CorsConfig:
+        if self.allow_credentials and "*" in self.allow_origins:
+            raise ValidationError.from_exception_data(
+                "CorsConfig",
+                [
+                    {
+                        "type": "value_error",
+                        "loc": ("allow_credentials",),
+                        "input": True,
+                        "ctx": {
+                            "error": "cannot be true when allow_origins has '*' (any site "
+                            "could then send requests with its visitors' cookies); list the "
+                            "origins"
+                        },
+                    }
+                ],
+            )
+        return self
+
+
 class ServerConfig(_Model):
     """The ``server:`` block: where the gateway listens and in which mode."""
 
@@ -137,6 +234,10 @@ class ServerConfig(_Model):
     persisted_operations: PersistedOperationsConfig = Field(
         default_factory=PersistedOperationsConfig
     )
+    # Operations per client (docs/security.md, "Inbound rate limits"); off unless set.
+    rate_limit: InboundRateLimitConfig | None = None
+    # Other origins allowed to call from a browser (docs/security.md, "CORS"); off unless set.
+    cors: CorsConfig | None = None
 
     @property
     def graphiql_enabled(self) -> bool:
@@ -445,7 +546,9 @@ class GatewayConfig(_Model):
     def _shared_needs_redis(self) -> GatewayConfig:
         if self.redis is not None:
             return self
-        problems = []
+        problems: list[dict[str, tuple[str, ...]]] = []
+        if self.server.rate_limit is not None and self.server.rate_limit.shared:
+            problems.append({"loc": ("server", "rate_limit", "shared")})
         for name, upstream in self.upstreams.items():
             if upstream.breaker.shared:
                 problems.append({"loc": ("upstreams", name, "breaker", "shared")})

@@ -32,6 +32,7 @@ from graftql.schema.masking import (
     is_unexpected_error,
     log_unexpected_error,
 )
+from graftql.schema.ratelimit import OperationRateLimited, rate_limit_extensions
 from graftql.upstreams import deadline
 
 __all__ = ["GatewaySchema", "is_unexpected_error", "load_schema"]
@@ -103,6 +104,8 @@ class _Schema(strawberry.Schema):
         others = []
         for error in errors:
             original = error.original_error
+            if isinstance(original, OperationRateLimited):
+                continue  # the limiter reports refusals every 30 s, not one line each
             if isinstance(original, GraftqlError):
                 detail = getattr(original, "detail", "")
                 logger.warning(
@@ -154,6 +157,7 @@ class GatewaySchema:
         production = server.env == "production"
         checker = DocumentChecker(server.limits, hide_suggestions=production)
         extensions: list[Any] = [
+            *rate_limit_extensions(server.rate_limit),  # first: a refused operation is not parsed
             lambda: CheckedDocuments(checker),
             _OperationContext,
             lambda: _Deadline(server),

@@ -13,6 +13,7 @@ from starlette.routing import Route, WebSocketRoute
 from graftql.config import GatewayConfig
 from graftql.resolvers import Context
 from graftql.schema import GatewaySchema, load_schema
+from graftql.server.cors import cors_middleware, websocket_origins
 from graftql.server.graphql import GraphQLEndpoint
 from graftql.server.health import healthz, readyz
 from graftql.server.http import GraphQLHTTP, HttpSettings
@@ -38,7 +39,10 @@ def create_app(
     persisted = PersistedOperations(config.server.persisted_operations)
     strawberry_schema = gateway_schema.build(config.server, trusted=persisted.trusted_hashes)
     websocket = GraphQLEndpoint(
-        strawberry_schema, upstreams=clients, loaders=gateway_schema.loaders
+        strawberry_schema,
+        upstreams=clients,
+        loaders=gateway_schema.loaders,
+        allowed_origins=websocket_origins(config.server.cors),
     )
 
     async def context(request: Request, response: Response) -> Context:
@@ -76,6 +80,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
         ],
+        middleware=cors_middleware(server.cors),
         lifespan=lifespan,
     )
     app.state.config = config

@@ -3,6 +3,8 @@ graphql-ws) with graftql's per-connection Context. HTTP is ``graftql.server.http
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import orjson
 import strawberry
 from starlette.requests import Request
@@ -25,8 +27,11 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         *,
         upstreams: Upstreams,
         loaders: LoaderRegistry,
+        allowed_origins: Sequence[str] = (),
     ) -> None:
-        super().__init__(schema, graphql_ide=None)
+        # A handshake from another origin's page (not the gateway's own, not one of
+        # allowed_origins) is refused with 403 before it is accepted: see server/cors.py.
+        super().__init__(schema, graphql_ide=None, allowed_origins=allowed_origins)
         self._upstreams = upstreams
         self._loaders = loaders
 

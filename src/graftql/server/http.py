@@ -19,6 +19,11 @@ What a client gets, and why:
   ``deflate`` decoding, so a compression bomb stops at the limit — is 413.
 - **Batches** (a JSON array of requests) are refused unless ``server.batch.max_operations`` is
   set; then each entry is run and answered in order, and a longer batch is 413.
+- **Rate limits** (``server.rate_limit``, counted per operation by a schema extension): an
+  operation over the client's limit is 429 with ``Retry-After`` (whole seconds) and code
+  ``RATE_LIMITED``. In a batch the operations after a refused one are refused too; the batch
+  is 429 when its first one was, else 200 with ``Retry-After`` and the refused entries'
+  errors.
 
 Every refusal is a GraphQL-shaped body (``{"errors": [{"message", "extensions": {"code"}}]}``)
 with a status that says what was wrong; nothing here raises to the ASGI server.
@@ -45,6 +50,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from graftql.resolvers import Context
+from graftql.schema.ratelimit import OperationRateLimited
 from graftql.server.persisted import PersistedOperations
 
 __all__ = ["GRAPHQL_RESPONSE", "JSON", "GraphQLHTTP", "HttpSettings", "negotiate"]
@@ -138,16 +144,29 @@ class GraphQLHTTP:
                 params = _params(payload)
         response = Response()
         context = await self._context(request, response)
+        extra: dict[str, str] = {}
         if batch is not None:
-            results = [await self._run(item, context.for_operation(), allowed) for item in batch]
+            results: list[ExecutionResult] = []
+            for item in batch:
+                # In order: once an operation is over the rate limit, none after it runs.
+                if results and _rate_limited(results[-1]) is not None:
+                    results.append(results[-1])
+                else:
+                    results.append(await self._run(item, context.for_operation(), allowed))
+            _refuse_if_rate_limited(results[0])  # nothing ran: 429 for the whole batch
+            if (limited := _rate_limited(results[-1])) is not None:
+                extra["retry-after"] = str(limited.retry_after)
             body = orjson.dumps([_body(result) for result in results])
             status = 200
         else:
             assert params is not None
             result = await self._run(params, context, allowed)
+            _refuse_if_rate_limited(result)
             body = orjson.dumps(_body(result))
             status = 400 if media == GRAPHQL_RESPONSE and _is_request_error(result) else 200
-        final = Response(body, status_code=status, media_type=f"{media}; charset=utf-8")
+        final = Response(
+            body, status_code=status, media_type=f"{media}; charset=utf-8", headers=extra
+        )
         for key, value in response.headers.items():  # what resolvers set (cookies, caching)
             if key not in ("content-length", "content-type"):
                 final.headers.append(key, value)
@@ -345,6 +364,23 @@ def _params(payload: Any) -> _Params:
     if query is None and document_id is None and "persistedQuery" not in (extensions or {}):
         raise _Refused(400, "BAD_REQUEST", "the 'query' parameter is required")
     return _Params(query, variables, name or None, extensions, document_id)
+
+
+def _rate_limited(result: ExecutionResult) -> OperationRateLimited | None:
+    """The refusal, when ``server.rate_limit`` refused the operation (it did not run)."""
+    if result.data is None:
+        for error in result.errors or ():
+            if isinstance(error.original_error, OperationRateLimited):
+                return error.original_error
+    return None
+
+
+def _refuse_if_rate_limited(result: ExecutionResult) -> None:
+    limited = _rate_limited(result)
+    if limited is not None:
+        raise _Refused(
+            429, limited.code, limited.message, {"retry-after": str(limited.retry_after)}
+        )
 
 
 def _is_request_error(result: ExecutionResult) -> bool:
