@@ -25,6 +25,7 @@ from graftql.config import (
     OAuth2ClientCredentials,
 )
 from graftql.errors import UpstreamAuthError
+from graftql.upstreams.events import emit
 
 __all__ = ["HmacSigner", "OAuth2ClientCredentialsAuth", "build_auth"]
 
@@ -82,6 +83,10 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
     concurrent requests share one fetch. On a 401 the token that was used is dropped (only if it
     is still the cached one), a new one is fetched and the request is sent once more; a second
     401 is returned to the caller, never a loop.
+
+    Every fetch emits the ``token`` event: ``outcome`` is ``fetched``, or ``failed`` when the
+    token endpoint refused, answered unusably or could not be reached (or the call that
+    needed the token was abandoned during the fetch).
     """
 
     def __init__(
@@ -152,8 +157,13 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
             async with self._lock:
                 token = self._fresh()
                 if token is None:
-                    requested_at = self._clock()
-                    token = await self._store((yield self._token_request()), requested_at)
+                    fetched = False
+                    try:
+                        requested_at = self._clock()
+                        token = await self._store((yield self._token_request()), requested_at)
+                        fetched = True
+                    finally:  # also when the token endpoint could not be reached
+                        emit("token", self._upstream, outcome="fetched" if fetched else "failed")
         request.headers["Authorization"] = f"Bearer {token.value}"
         response = yield request
         if response.status_code != 401:
@@ -163,8 +173,13 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
                 self._token = None
             renewed = self._fresh()
             if renewed is None:
-                requested_at = self._clock()
-                renewed = await self._store((yield self._token_request()), requested_at)
+                fetched = False
+                try:
+                    requested_at = self._clock()
+                    renewed = await self._store((yield self._token_request()), requested_at)
+                    fetched = True
+                finally:
+                    emit("token", self._upstream, outcome="fetched" if fetched else "failed")
         request.headers["Authorization"] = f"Bearer {renewed.value}"
         yield request
 
