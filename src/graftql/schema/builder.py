@@ -32,6 +32,7 @@ from graftql.schema.masking import (
     is_unexpected_error,
     log_unexpected_error,
 )
+from graftql.schema.observe import ObserveOperations, OperationReport, count_upstream_calls
 from graftql.schema.ratelimit import OperationRateLimited, rate_limit_extensions
 from graftql.upstreams import deadline
 
@@ -148,10 +149,15 @@ class GatewaySchema:
         self.extensions = tuple(extensions)
 
     def build(
-        self, server: ServerConfig, *, trusted: frozenset[str] | None = None
+        self,
+        server: ServerConfig,
+        *,
+        trusted: frozenset[str] | None = None,
+        report: Callable[[OperationReport], None] | None = None,
     ) -> strawberry.Schema:
         """The strawberry schema for ``server``'s mode; with ``trusted`` (sha256 hashes), only
-        those documents validate."""
+        those documents validate; with ``report``, every operation is reported to it when it
+        ends (metrics and the log line, ``schema/observe.py``)."""
         # Factories, not instances: strawberry makes fresh extensions per operation. The
         # document cache lives in the checker, one per built schema, so it survives that.
         production = server.env == "production"
@@ -163,6 +169,9 @@ class GatewaySchema:
             lambda: _Deadline(server),
             *self.extensions,
         ]
+        if report is not None:  # outermost: it sees the operations the others refuse too
+            count_upstream_calls()
+            extensions.insert(0, lambda: ObserveOperations(report))
         if trusted is not None:
             rule = _trusted_documents(trusted)
             extensions.append(lambda: AddValidationRules([rule]))
