@@ -7,11 +7,10 @@ they never print a traceback.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -66,32 +65,59 @@ def _importable_cwd() -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from graftql.server.process import metrics_directory
+
+    # Before anything imports prometheus_client: it picks its mode from the environment once.
+    with metrics_directory(args.workers):
+        return _run_server(args)
+
+
+def _run_server(args: argparse.Namespace) -> int:
     import uvicorn
 
     from graftql.server import create_app
-    from graftql.server.process import tune_gc
+    from graftql.server.logs import configure_logging
+    from graftql.server.process import CONFIG_ENV, LOG_LEVEL_ENV, MODE_ENV, tune_gc
 
     _importable_cwd()
     try:
         config = _with_overrides(load_config(args.config), args)
-        app = create_app(config)
+        app = create_app(config)  # with several workers, only to find problems before they start
     except ConfigError as exc:
         _fail(args.config, exc)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    tune_gc()
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal so the process
-    # ends the way its supervisor expects (143 for SIGTERM; Ctrl-C ends with 0).
-    uvicorn.run(
-        app,
-        host=config.server.host,
-        port=config.server.port,
-        log_level=args.log_level,
+    configure_logging(config, args.log_level)
+    options: dict[str, Any] = {
+        "host": config.server.host,
+        "port": config.server.port,
+        "log_level": args.log_level,
+        "log_config": None,  # uvicorn's records go through graftql's handler (format, redaction)
         # X-Forwarded-* is trusted from loopback only (uvicorn's default allowlist).
-        proxy_headers=True,
-    )
+        "proxy_headers": True,
+    }
+    if args.workers == 1:
+        tune_gc()
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal so the
+        # process ends the way its supervisor expects (143 for SIGTERM; Ctrl-C ends with 0).
+        uvicorn.run(app, **options)
+        return 0
+    # Each worker is a new process that builds its own app from the same file.
+    os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    os.environ[LOG_LEVEL_ENV] = args.log_level
+    if args.env:
+        os.environ[MODE_ENV] = args.env
+    del app
+    uvicorn.run("graftql.server.process:factory", factory=True, workers=args.workers, **options)
     return 0
+
+
+def _workers(value: str) -> int:
+    try:
+        workers = int(value)
+    except ValueError:
+        workers = 0
+    if not 1 <= workers <= 256:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 256, not {value!r}")
+    return workers
 
 
 def _describe_upstream(cfg: UpstreamConfig) -> str:
@@ -161,6 +187,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="worker processes (default 1); metrics are summed over them",
     )
     serve.set_defaults(run=_serve)
 

@@ -238,10 +238,21 @@ class ServerConfig(_Model):
     rate_limit: InboundRateLimitConfig | None = None
     # Other origins allowed to call from a browser (docs/security.md, "CORS"); off unless set.
     cors: CorsConfig | None = None
+    # Log records as JSON lines or as text for a person (docs/operations.md, "Logs");
+    # default: json in production, text in development.
+    log_format: Literal["json", "text"] | None = None
+    # Prometheus metrics at /metrics (docs/operations.md, "Metrics").
+    metrics: bool = True
 
     @property
     def graphiql_enabled(self) -> bool:
         return self.env == "development" if self.graphiql is None else self.graphiql
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log_format is None:
+            return self.env == "production"
+        return self.log_format == "json"
 
     @property
     def introspection_enabled(self) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
@@ -13,11 +14,15 @@ from starlette.routing import Route, WebSocketRoute
 from graftql.config import GatewayConfig
 from graftql.resolvers import Context
 from graftql.schema import GatewaySchema, load_schema
+from graftql.schema.observe import OperationReport
 from graftql.server.cors import cors_middleware, websocket_origins
 from graftql.server.graphql import GraphQLEndpoint
 from graftql.server.health import healthz, readyz
 from graftql.server.http import GraphQLHTTP, HttpSettings
+from graftql.server.logs import log_operation
+from graftql.server.metrics import GatewayMetrics
 from graftql.server.persisted import PersistedOperations
+from graftql.server.request_id import RequestId
 from graftql.upstreams import Upstreams
 
 __all__ = ["create_app"]
@@ -37,7 +42,16 @@ def create_app(
     gateway_schema = schema if schema is not None else load_schema(config.schema_)
     clients = upstreams if upstreams is not None else Upstreams.from_config(config)
     persisted = PersistedOperations(config.server.persisted_operations)
-    strawberry_schema = gateway_schema.build(config.server, trusted=persisted.trusted_hashes)
+    metrics = GatewayMetrics(clients) if config.server.metrics else None
+
+    def report(operation: OperationReport) -> None:  # once per operation, any transport
+        if metrics is not None:
+            metrics.observe_operation(operation)
+        log_operation(operation)
+
+    strawberry_schema = gateway_schema.build(
+        config.server, trusted=persisted.trusted_hashes, report=report
+    )
     websocket = GraphQLEndpoint(
         strawberry_schema,
         upstreams=clients,
@@ -69,8 +83,12 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             await clients.start()
+            if metrics is not None:
+                metrics.start()
             yield
         finally:
+            if metrics is not None:
+                await metrics.stop()
             await clients.aclose()
 
     app = Starlette(
@@ -79,10 +97,13 @@ def create_app(
             WebSocketRoute("/graphql", websocket),
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
+            *([Route("/metrics", metrics.endpoint, methods=["GET"])] if metrics else []),
         ],
-        middleware=cors_middleware(server.cors),
+        # Outermost, so that every answer has an X-Request-Id, refusals too.
+        middleware=[Middleware(RequestId), *cors_middleware(server.cors)],
         lifespan=lifespan,
     )
     app.state.config = config
     app.state.upstreams = clients
+    app.state.metrics = metrics
     return app

@@ -1,0 +1,238 @@
+"""Logging for a gateway process: JSON lines or text, one line per operation, and secrets
+masked in every record.
+
+``configure_logging(config, level)`` is what ``graftql serve`` does (``create_app`` alone
+configures nothing): one handler on the root logger, on stderr, for graftql's records and every
+library's, uvicorn's access log included. The handler's filters add the request id
+(``server/request_id.py``) to every record and mask secrets in every record
+(``RedactSecrets``), whoever logged it and however (message, arguments, traceback).
+
+``log_operation`` writes the line per GraphQL operation on the ``graftql.operations`` logger
+(INFO): type, name, outcome, duration and what each upstream was asked.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from typing import IO, Any
+from urllib.parse import quote, quote_plus
+
+import orjson
+from pydantic import BaseModel
+
+from graftql.config import GatewayConfig, Secret
+from graftql.schema.observe import OperationReport
+from graftql.server.request_id import request_id
+
+__all__ = [
+    "JsonFormatter",
+    "RedactSecrets",
+    "RequestIdFilter",
+    "TextFormatter",
+    "configure_logging",
+    "log_operation",
+    "secret_values",
+]
+
+operations_logger = logging.getLogger("graftql.operations")
+
+_MASK = "***"
+# A secret shorter than this is not searched for: it would mask ordinary words everywhere.
+_MIN_SECRET = 4
+# A bearer token anywhere, whatever it is for.
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]+=*")
+# Header-like values masked to the end of the line or quote: "Authorization: Basic ...",
+# "'cookie': 'a=b; c=d'", "Set-Cookie: ...".
+_WHOLE_VALUE = re.compile(
+    r"(?i)(\b(?:proxy-)?authorization|\b(?:set-)?cookie)([\"']?\s*[:=]\s*[\"']?)([^\"'\r\n]+)"
+)
+# Credentials as key=value or "key": "value": query strings, forms, JSON, dict reprs.
+_KEY_VALUE = re.compile(
+    r"(?i)(\b(?:x-)?api[-_]?key|\bapikey|\baccess[-_]token|\brefresh[-_]token|\bid[-_]token"
+    r"|\bclient[-_]secret|\bpassword|\bpasswd|\bsecret|\btoken)"
+    r"([\"']?\s*[:=]\s*[\"']?)([^\"'\s&,;}\]]+)"
+)
+# user:password@ in a URL.
+_USERINFO = re.compile(r"(://[^/\s:@]*:)[^@\s/]+@")
+
+
+def secret_values(config: Any) -> set[str]:
+    """Every ``Secret`` value in a loaded configuration (any model, mapping or list in it)."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Secret):
+            found.add(value.reveal())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple | set | frozenset):
+            for item in value:
+                walk(item)
+
+    walk(config)
+    return found
+
+
+class RedactSecrets(logging.Filter):
+    """Masks secrets in every record that passes the handler it is added to: the configured
+    ``Secret`` values (also percent-encoded), bearer tokens, ``Authorization``, ``Cookie`` and
+    ``Set-Cookie`` values, API keys, tokens, passwords and client secrets written as
+    ``key=value`` or ``"key": "value"``, and passwords in URLs. The message, its arguments,
+    the traceback, the stack and graftql's structured fields are masked; the record is changed
+    in place (its ``args`` are merged into ``msg``)."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        variants: set[str] = set()
+        for secret in secrets:
+            if len(secret) >= _MIN_SECRET:
+                variants.update((secret, quote(secret, safe=""), quote_plus(secret)))
+        # Longest first, so a secret that contains another is masked whole.
+        ordered = sorted(variants, key=len, reverse=True)
+        self._secrets = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    @classmethod
+    def from_config(cls, config: GatewayConfig) -> RedactSecrets:
+        return cls(secret_values(config))
+
+    def redact(self, text: str) -> str:
+        if self._secrets is not None:
+            text = self._secrets.sub(_MASK, text)
+        text = _BEARER.sub(r"\1" + _MASK, text)
+        text = _WHOLE_VALUE.sub(r"\1\2" + _MASK, text)
+        text = _KEY_VALUE.sub(r"\1\2" + _MASK, text)
+        return _USERINFO.sub(r"\1" + _MASK + "@", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redact(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _EXCEPTIONS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        fields = getattr(record, "graftql", None)
+        if isinstance(fields, dict):
+            record.graftql = {
+                key: self.redact(value) if isinstance(value, str) else value
+                for key, value in fields.items()
+            }
+        return True
+
+
+_EXCEPTIONS = logging.Formatter()
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` (or None) to every record: the request it was logged for."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``,
+    ``request_id`` when there is one, graftql's structured fields, ``exception`` and ``stack``
+    when there are."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        rid = getattr(record, "request_id", None)
+        if rid is not None:
+            line["request_id"] = rid
+        fields = getattr(record, "graftql", None)
+        if isinstance(fields, dict):
+            line.update(fields)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return orjson.dumps(line, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-11-27 16:56:08,130 INFO graftql.operations: query Order ok 12.3 ms`` followed by
+    graftql's structured fields as ``key=value`` and the request id."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        text = super().formatMessage(record)
+        fields = getattr(record, "graftql", None)
+        if isinstance(fields, dict):
+            shown = (
+                f"{key}={value if isinstance(value, str) else orjson.dumps(value).decode()}"
+                for key, value in fields.items()
+                if key in _TEXT_FIELDS
+            )
+            text = f"{text} {' '.join(shown)}"
+        rid = getattr(record, "request_id", None)
+        if rid is not None:
+            text = f"{text} request_id={rid}"
+        return text
+
+
+# What the text line adds to the message (the message already says type, name, outcome, time).
+_TEXT_FIELDS = frozenset({"upstreams"})
+
+
+def configure_logging(
+    config: GatewayConfig, level: str = "info", *, stream: IO[str] | None = None
+) -> logging.Handler:
+    """Send every record to ``stream`` (stderr) in ``server.log_format``, at ``level``, with
+    the request id added and secrets masked. Replaces the root logger's handlers."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter() if config.server.json_logs else TextFormatter())
+    handler.addFilter(RequestIdFilter())
+    handler.addFilter(RedactSecrets.from_config(config))
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    return handler
+
+
+def log_operation(report: OperationReport) -> None:
+    """The line for one operation, e.g. ``query Order ok 12.3 ms`` with the fields
+    ``operation``, ``type``, ``outcome``, ``duration_ms`` and ``upstreams``."""
+    if not operations_logger.isEnabledFor(logging.INFO):
+        return
+    ms = round(report.seconds * 1000, 1)
+    operations_logger.info(
+        "%s %s %s %.1f ms",
+        report.type,
+        report.name or "-",
+        report.outcome,
+        ms,
+        extra={
+            "graftql": {
+                "operation": report.name,
+                "type": report.type,
+                "outcome": report.outcome,
+                "duration_ms": ms,
+                "upstreams": report.upstreams,
+            }
+        },
+    )

@@ -1,0 +1,128 @@
+"""`graftql serve --workers 2`: /metrics is the sum over both worker processes, whichever one
+answers the scrape, and the gauges each worker reads from its own upstreams combine sensibly."""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from graftql.testing import Call, ChaosUpstream, ReceivedRequest, Respond
+from integration.test_cli import GRAFTQL, free_port_block, wait_until_up
+from integration.test_metrics import scrape, value
+
+SCHEMA = """
+import strawberry
+
+from graftql import Context, GatewaySchema
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def item(self, info: strawberry.Info[Context, None], i: int) -> str:
+        return str(await info.context.upstreams.rest("svc").get("/item", params={"i": i}))
+
+
+schema = GatewaySchema(query=Query)
+"""
+
+OK = ("graftql_operations_total", {"type": "query", "outcome": "ok"})
+
+
+def per_worker(directory: Path, name: str, **labels: str) -> dict[int, float]:
+    """One series' value in each worker's own file (the library's file per process id)."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    found = {}
+    for path in glob.glob(str(directory / "counter_*.db")):
+        pid = int(Path(path).stem.rpartition("_")[2])
+        for metric in MultiProcessCollector.merge([path]):
+            for sample in metric.samples:
+                if sample.name == name and sample.labels == labels:
+                    found[pid] = sample.value
+    return found
+
+
+def test_two_workers_sum_their_counters_and_combine_their_gauges(
+    tmp_path: Path, chaos: ChaosUpstream
+) -> None:
+    served = 0
+
+    def answer(request: ReceivedRequest) -> Respond:
+        # Each answer reports one call fewer left: the newest report is the truth.
+        return Respond(json={"ok": 1}, headers={"x-ratelimit-remaining": str(1000 - served)})
+
+    items = chaos.route("GET /item", Call(answer))
+    (tmp_path / "workers_schema.py").write_text(SCHEMA)
+    (tmp_path / "gateway.yaml").write_text(
+        "schema: workers_schema:schema\n"
+        "upstreams:\n"
+        f"  svc: {{kind: rest, url: '{chaos.url}', retry: {{attempts: 1}},\n"
+        # One failure among a few hundred calls opens it.
+        "        breaker: {minimum_calls: 1, failure_rate: 0.001, open_for: 600}}\n"
+    )
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    (directory / "counter_1.db").write_bytes(b"stale: from an earlier run")  # must be removed
+    port = free_port_block(1)
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [*GRAFTQL, "serve", "--port", str(port), "--workers", "2", "--env", "production"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,  # the schema module is found there, by every worker
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)},
+    )
+    try:
+        wait_until_up(f"{base}/healthz", process)
+        # Each request on a new connection, so either worker may take it; until both have.
+        while served < 400:
+            for _ in range(10):
+                served += 1
+                body = {"query": f"{{ item(i: {served}) }}"}
+                assert httpx.post(f"{base}/graphql", json=body).json() == {
+                    "data": {"item": "{'ok': 1}"}
+                }
+            workers = per_worker(directory, OK[0], **OK[1])
+            if len(workers) == 2 and all(workers.values()):
+                break
+        assert len(workers) == 2 and all(workers.values()), workers
+        assert sum(workers.values()) == served and max(workers.values()) < served
+
+        # Whichever worker answers a scrape (each on a new connection), it shows the sum.
+        for _ in range(8):
+            samples = scrape(base)
+            assert value(samples, OK[0], **OK[1]) == served
+            requests = "graftql_upstream_requests_total"
+            assert value(samples, requests, upstream="svc", method="GET", outcome="ok") == served
+            histogram = "graftql_operation_duration_seconds_count"
+            assert value(samples, histogram, type="query") == served
+            # The newest quota report, from whichever worker received it.
+            quota = value(samples, "graftql_upstream_quota_remaining", upstream="svc")
+            assert quota == 1000 - served
+            assert value(samples, "graftql_upstream_breaker_state", upstream="svc") == 0
+
+        # One failure opens the breaker of the one worker that got it: the worst state shows.
+        items.queue(Respond(503, json={}))
+        failed = httpx.post(f"{base}/graphql", json={"query": "{ item(i: 0) }"}).json()
+        assert failed["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+        for _ in range(8):
+            samples = scrape(base)
+            assert value(samples, "graftql_upstream_breaker_state", upstream="svc") == 2
+            transitions = "graftql_upstream_breaker_transitions_total"
+            assert value(samples, transitions, upstream="svc", state="open") == 1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    # Both workers stopped cleanly: their gauges left the directory, their counters stayed.
+    left = sorted(path.name for path in directory.iterdir())
+    assert not [name for name in left if name.startswith("gauge_")], left
+    assert "counter_1.db" not in left and len([n for n in left if n.startswith("counter_")]) == 2
