@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import strawberry
+import websockets
 
 from graftql import Context, GatewaySchema
 from graftql.config import GatewayConfig, parse_config
@@ -134,6 +136,41 @@ def test_request_ids_that_are_not_sane_tokens_are_replaced(chaos: ChaosUpstream)
             assert len(returned.headers["x-request-id"]) == 32
         # Every route answers with one, not only /graphql.
         assert httpx.get(f"{server.url}/healthz").headers["x-request-id"]
+
+
+def test_websocket_operations_log_the_connections_request_id(
+    chaos: ChaosUpstream, restore_logging: None
+) -> None:
+    stream = io.StringIO()
+    config = config_for(chaos.url, log_format="json")
+    configure_logging(config, "info", stream=stream)
+
+    async def two_queries(url: str) -> str:
+        ws_url = url.replace("http://", "ws://") + "/graphql"
+        protocols: Any = ["graphql-transport-ws"]
+        headers = {"x-request-id": "ws-7"}
+        async with websockets.connect(
+            ws_url, subprotocols=protocols, additional_headers=headers
+        ) as ws:
+            await ws.send(json.dumps({"type": "connection_init"}))
+            assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+            for op in ("1", "2"):
+                payload = {"query": "query Hi { hello }"}
+                await ws.send(json.dumps({"id": op, "type": "subscribe", "payload": payload}))
+                assert json.loads(await ws.recv())["type"] == "next"
+                assert json.loads(await ws.recv()) == {"id": op, "type": "complete"}
+            assert ws.response is not None
+            returned: str = ws.response.headers["x-request-id"]
+            return returned
+
+    with ServerThread(create_app(config, SCHEMA)) as server:
+        assert asyncio.run(two_queries(server.url)) == "ws-7"
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    operations = [line for line in lines if line["logger"] == "graftql.operations"]
+    assert [(line["request_id"], line["operation"]) for line in operations] == [
+        ("ws-7", "Hi"),
+        ("ws-7", "Hi"),
+    ]
 
 
 def test_text_lines_for_a_person_in_development(

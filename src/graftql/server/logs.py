@@ -58,6 +58,12 @@ _KEY_VALUE = re.compile(
 )
 # user:password@ in a URL.
 _USERINFO = re.compile(r"(://[^/\s:@]*:)[^@\s/]+@")
+# Text none of the patterns above can match is left alone after this one search: most records.
+_MAYBE = re.compile(r"(?i)bearer|authorization|cookie|api[-_]?key|token|secret|passw|://[^/\s:@]*:")
+
+
+def _keep_mask(match: re.Match[str]) -> str:
+    return f"{match.group(1)}{match.group(2)}{_MASK}"
 
 
 def secret_values(config: Any) -> set[str]:
@@ -106,10 +112,12 @@ class RedactSecrets(logging.Filter):
     def redact(self, text: str) -> str:
         if self._secrets is not None:
             text = self._secrets.sub(_MASK, text)
-        text = _BEARER.sub(r"\1" + _MASK, text)
-        text = _WHOLE_VALUE.sub(r"\1\2" + _MASK, text)
-        text = _KEY_VALUE.sub(r"\1\2" + _MASK, text)
-        return _USERINFO.sub(r"\1" + _MASK + "@", text)
+        if _MAYBE.search(text) is None:
+            return text
+        text = _BEARER.sub(lambda match: match.group(1) + _MASK, text)
+        text = _WHOLE_VALUE.sub(_keep_mask, text)
+        text = _KEY_VALUE.sub(_keep_mask, text)
+        return _USERINFO.sub(lambda match: f"{match.group(1)}{_MASK}@", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self.redact(record.getMessage())

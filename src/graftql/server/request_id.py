@@ -11,8 +11,8 @@ share the connection's id.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,7 +40,7 @@ class RequestId:
             if key == _HEADER:
                 given = value.decode("latin-1")
                 break
-        rid = given if given is not None and _SANE.fullmatch(given) else uuid.uuid4().hex
+        rid = given if given is not None and _SANE.fullmatch(given) else os.urandom(16).hex()
         header = (_HEADER, rid.encode("ascii"))
 
         async def send_with_id(message: Message) -> None:
