@@ -6,7 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -53,9 +53,16 @@ class Mutation:
         return "launched"
 
 
+@strawberry.type
+class Subscription:
+    @strawberry.subscription
+    async def ticks(self) -> AsyncIterator[int]:
+        yield 1
+
+
 def start(**server: Any) -> ServerThread:
     config = parse_config({"schema": "tests:unused", "server": server})
-    schema = GatewaySchema(query=Query, mutation=Mutation)
+    schema = GatewaySchema(query=Query, mutation=Mutation, subscription=Subscription)
     return ServerThread(create_app(config, schema))
 
 
@@ -325,3 +332,18 @@ def test_settings_are_validated() -> None:
         ("server.max_request_bytes", "input should be greater than or equal to 1024"),
         ("server.max_batch_operations", "input should be greater than or equal to 0"),
     ]
+
+
+def test_a_subscription_over_http_is_a_request_error_pointing_to_websocket() -> None:
+    with start() as server:
+        url = f"{server.url}/graphql"
+        response = post(url, {"query": "subscription { ticks }"})
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "subscriptions are served over WebSocket (graphql-transport-ws)",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+        ]
+    }

@@ -146,6 +146,39 @@ def test_production_has_no_graphiql_and_no_introspection(prod: str) -> None:
     assert graphql(prod, "{ hello }") == {"data": {"hello": "world"}}
 
 
+async def test_production_introspection_is_off_over_every_transport(prod: str) -> None:
+    schema_query = "{ __schema { types { name } } }"
+    refused = (
+        "GraphQL introspection has been disabled, but the requested query contained the field "
+        "'__schema'."
+    )
+    async with httpx.AsyncClient() as client:
+        by_get = (await client.get(f"{prod}/graphql", params={"query": schema_query})).json()
+        by_post = (await client.post(f"{prod}/graphql", json={"query": schema_query})).json()
+        type_query = "query ($n: String!) { __type(name: $n) { name fields { name } } }"
+        hidden = [
+            (
+                await client.post(
+                    f"{prod}/graphql", json={"query": type_query, "variables": {"n": n}}
+                )
+            ).json()
+            for n in ("Query", "NoSuchType")
+        ]
+    for body in (by_get, by_post):
+        assert "data" not in body and body["errors"][0]["message"] == refused
+    url = prod.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init"}))
+        await ws.recv()
+        await ws.send(
+            json.dumps({"id": "1", "type": "subscribe", "payload": {"query": schema_query}})
+        )
+        message = json.loads(await ws.recv())
+    assert message["type"] == "error" and message["payload"][0]["message"] == refused
+    # __type answers null for every name, existing or not: it tells nothing about the schema.
+    assert hidden == [{"data": {"__type": None}}] * 2
+
+
 def test_production_masks_unexpected_errors_but_not_upstream_errors(
     prod: str, chaos: ChaosUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:

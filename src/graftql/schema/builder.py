@@ -16,9 +16,23 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, DocumentNode, GraphQLError
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    GraphQLCompositeType,
+    GraphQLError,
+    GraphQLField,
+    GraphQLSchema,
+    ValidationRule,
+)
+from graphql.type.introspection import (
+    SchemaMetaFieldDef,
+    TypeMetaFieldDef,
+    TypeNameMetaFieldDef,
+)
 from starlette.websockets import WebSocket
-from strawberry.extensions import AddValidationRules, DisableIntrospection, SchemaExtension
+from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
@@ -176,11 +190,11 @@ class GatewaySchema:
             rule = _trusted_documents(trusted)
             extensions.append(lambda: AddValidationRules([rule]))
         if not server.introspection_enabled:
-            extensions.append(DisableIntrospection)
+            extensions.append(lambda: AddValidationRules([_NoSchemaIntrospection]))
         if production:
             extensions.append(MaskUnexpectedErrors)
         try:
-            return _Schema(
+            schema = _Schema(
                 query=self.query,
                 mutation=self.mutation,
                 subscription=self.subscription,
@@ -191,6 +205,49 @@ class GatewaySchema:
         except Exception as exc:  # strawberry's own words say which type or field is wrong
             reason = " ".join(str(exc).split())  # one line, as every config error
             raise ConfigError.at("schema", f"strawberry rejected the schema: {reason}") from exc
+        if not server.introspection_enabled:
+            schema._schema.__class__ = _HiddenTypesSchema
+        return schema
+
+
+class _NoSchemaIntrospection(ValidationRule):
+    """Introspection off: ``__schema`` is refused. ``__type`` is answered ``null`` for every
+    name (``_HiddenTypesSchema``), as if no such type existed: it tells nothing, and clients
+    and audits that ask ``__type`` with variables (graphql-http's) still get a clean answer."""
+
+    def enter_field(self, node: FieldNode, *_args: Any) -> None:
+        if node.name.value == "__schema":
+            self.report_error(
+                GraphQLError(
+                    "GraphQL introspection has been disabled, but the requested query "
+                    "contained the field '__schema'.",
+                    node,
+                )
+            )
+
+
+def _no_type(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+_HIDDEN_TYPE = GraphQLField(TypeMetaFieldDef.type, args=TypeMetaFieldDef.args, resolve=_no_type)
+
+
+class _HiddenTypesSchema(GraphQLSchema):
+    """``get_field`` as graphql-core's, with ``__type`` resolving to ``null`` (a copy rather
+    than a call to ``super()``: the executor calls it for every field it resolves)."""
+
+    def get_field(self, parent_type: GraphQLCompositeType, field_name: str) -> GraphQLField | None:
+        if field_name == "__schema":
+            return SchemaMetaFieldDef if self.query_type is parent_type else None
+        if field_name == "__type":
+            return _HIDDEN_TYPE if self.query_type is parent_type else None
+        if field_name == "__typename":
+            return TypeNameMetaFieldDef
+        try:
+            return parent_type.fields[field_name]  # type: ignore[union-attr,no-any-return]
+        except (AttributeError, KeyError):
+            return None
 
 
 def load_schema(reference: str) -> GatewaySchema:

@@ -17,7 +17,7 @@ What a client gets, and why:
   ``variables``, ``operationName`` and ``extensions`` must have their types (a wrong one is 400,
   naming the parameter). A body over ``server.max_request_bytes`` — counted after ``gzip`` or
   ``deflate`` decoding, so a compression bomb stops at the limit — is 413.
-- **Batches** (a JSON array of requests) are refused unless ``server.batch.max_operations`` is
+- **Batches** (a JSON array of requests) are refused unless ``server.max_batch_operations`` is
   set; then each entry is run and answered in order, and a longer batch is 413.
 - **Rate limits** (``server.rate_limit``, counted per operation by a schema extension): an
   operation over the client's limit is 429 with ``Retry-After`` (whole seconds) and code
@@ -189,6 +189,11 @@ class GraphQLHTTP:
                 operation_extensions=params.extensions,
             )
         except InvalidOperationTypeError as error:
+            if error.operation_type is OperationType.SUBSCRIPTION:
+                # Not a method problem: plain HTTP has no stream to deliver events on.
+                message = "subscriptions are served over WebSocket (graphql-transport-ws)"
+                failure = GraphQLError(message, extensions={"code": "BAD_REQUEST"})
+                return PreExecutionError(data=None, errors=[failure])
             raise _Refused(
                 405,
                 "METHOD_NOT_ALLOWED",
