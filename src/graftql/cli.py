@@ -91,8 +91,9 @@ def _run_server(args: argparse.Namespace) -> int:
         "port": config.server.port,
         "log_level": args.log_level,
         "log_config": None,  # uvicorn's records go through graftql's handler (format, redaction)
-        # X-Forwarded-* is trusted from loopback only (uvicorn's default allowlist).
-        "proxy_headers": True,
+        # Off: which proxies are believed is server.rate_limit.trusted_proxies alone. uvicorn's
+        # own handling would trust X-Forwarded-For from any local process (docs/security.md).
+        "proxy_headers": False,
     }
     if args.workers == 1:
         tune_gc()

@@ -248,3 +248,34 @@ def test_schema_module_next_to_the_config_is_found(tmp_path: Path) -> None:
     result = run("check", "gateway.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "gateway.yaml: OK"
+
+
+def test_serve_does_not_let_a_local_process_choose_its_address(tmp_path: Path) -> None:
+    """uvicorn's proxy headers are off: X-Forwarded-For from loopback is believed only when
+    server.rate_limit.trusted_proxies says so, so two spoofed addresses share one bucket."""
+    port = free_port_block(1)
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        "schema: graftql.demo.schema:schema\nupstreams: {}\n"
+        "server: {rate_limit: {rate: 0.1, burst: 1}}\n"
+    )
+    process = subprocess.Popen(
+        [*GRAFTQL, "serve", "--config", str(path), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+        statuses = [
+            httpx.post(
+                f"http://127.0.0.1:{port}/graphql",
+                json={"query": "{ __typename }"},
+                headers={"x-forwarded-for": address},
+            ).status_code
+            for address in ("203.0.113.1", "203.0.113.2")
+        ]
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert statuses == [200, 429]
