@@ -288,6 +288,23 @@ def test_plenty_of_quota_is_not_paced() -> None:
     assert [limiter.reserve(None) for _ in range(10)] == [0] * 10
 
 
+def test_a_low_structured_quota_is_paced_by_its_own_policys_limit() -> None:
+    """9 left of a daily 1000 is low (under a tenth), however large a burst policy's limit."""
+    clock = Clock()
+    limiter = RateLimiter(None, clock=clock)
+    limiter.observe(
+        httpx.Response(
+            200,
+            headers={
+                "RateLimit": '"burst";r=40;t=1, "daily";r=9;t=36',
+                "RateLimit-Policy": '"burst";q=50;w=1, "daily";q=1000;w=86400',
+            },
+        )
+    )
+    assert (limiter.remaining, limiter.limit) == (9, 1000)
+    assert [limiter.reserve(None) for _ in range(3)] == pytest.approx([0, 4, 8])
+
+
 def test_the_structured_ietf_fields_are_read() -> None:
     clock = Clock()
     limiter = RateLimiter(None, clock=clock)
@@ -300,7 +317,7 @@ def test_the_structured_ietf_fields_are_read() -> None:
             },
         )
     )
-    assert limiter.remaining == 0 and limiter.limit == 100  # the tightest policy of each
+    assert limiter.remaining == 0 and limiter.limit == 1000  # the daily policy's own limit
     assert limiter.reserve(None) == 30
     limiter.observe(httpx.Response(200, headers={"RateLimit": "garbage;r=x"}))
     assert limiter.remaining == 0  # an unreadable field changes nothing

@@ -103,10 +103,14 @@ class RateLimiter:
         reset = _count(headers, "reset")
         limit = _count(headers, "limit")
         structured = headers.get("ratelimit")
+        policy: str | None = None
         if remaining is None and structured:
-            remaining, reset = _structured(structured, "r", "t")
+            policy, remaining, reset = _tightest(_members(structured), "r", "t")
         if limit is None and headers.get("ratelimit-policy"):
-            limit, _ = _structured(headers["ratelimit-policy"], "q", "w")
+            quotas = _members(headers["ratelimit-policy"])
+            # The limit of the policy that gave the remaining count, not another one's.
+            same = quotas.get(policy) if policy is not None else None
+            limit = _number(same.get("q")) if same else _tightest(quotas, "q", "w")[1]
         if remaining is None:
             return
         self.remaining = remaining
@@ -133,16 +137,26 @@ def _number(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-def _structured(value: str, count_key: str, time_key: str) -> tuple[int | None, int | None]:
-    """The smallest ``count_key`` among the field's policies, with that policy's ``time_key``."""
-    best: tuple[int | None, int | None] = (None, None)
+def _members(value: str) -> dict[str, dict[str, str]]:
+    """A structured field's members by policy name: ``"daily";r=9;t=30`` -> {"daily": {...}}."""
+    members: dict[str, dict[str, str]] = {}
     for member in value.split(","):
-        params = dict(
-            part.strip().partition("=")[::2] for part in member.split(";")[1:] if "=" in part
+        name, *parts = member.split(";")
+        members[name.strip().strip('"')] = dict(
+            part.strip().partition("=")[::2] for part in parts if "=" in part
         )
-        count, seconds = _number(params.get(count_key)), _number(params.get(time_key))
-        if count is not None and (best[0] is None or count < best[0]):
-            best = (count, seconds)
+    return members
+
+
+def _tightest(
+    members: dict[str, dict[str, str]], count_key: str, time_key: str
+) -> tuple[str | None, int | None, int | None]:
+    """The policy with the smallest ``count_key``: its name, that count and its ``time_key``."""
+    best: tuple[str | None, int | None, int | None] = (None, None, None)
+    for name, params in members.items():
+        count = _number(params.get(count_key))
+        if count is not None and (best[1] is None or count < best[1]):
+            best = (name, count, _number(params.get(time_key)))
     return best
 
 
