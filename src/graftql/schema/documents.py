@@ -59,7 +59,7 @@ from graftql.schema.limits import (
     size_variables,
 )
 
-__all__ = ["CheckedDocuments", "DocumentChecker"]
+__all__ = ["CheckedDocuments", "DocumentChecker", "stand_in"]
 
 # Sized for the distinct documents a real client fleet sends; beyond it the oldest are parsed
 # again. The text budget bounds memory when the documents are large.
@@ -236,7 +236,7 @@ def _operation(
     return None
 
 
-def _stand_in(context: ExecutionContext) -> DocumentNode:
+def stand_in(context: ExecutionContext) -> DocumentNode:
     """A one-field document with the operation name and an operation type the request
     allows: it carries a refused request through strawberry's operation-type check to
     validation, where ``CheckedDocuments`` reports the refusal. It never runs."""
@@ -276,7 +276,7 @@ class CheckedDocuments(SchemaExtension):
             parsed = self._checker.parse(context.query)
             if isinstance(parsed, GraphQLError):
                 self._refused = parsed
-                context.graphql_document = _stand_in(context)
+                context.graphql_document = stand_in(context)
             else:
                 self._entry = parsed
                 context.graphql_document = parsed.document

@@ -38,7 +38,7 @@ from strawberry.extensions import SchemaExtension
 from graftql.config import InboundRateLimitConfig, RateLimitConfig
 from graftql.errors import GraftqlError
 from graftql.resolvers import Context
-from graftql.schema.documents import _stand_in
+from graftql.schema.documents import stand_in
 from graftql.upstreams import SharedState
 from graftql.upstreams.limits import Rejected
 
@@ -225,7 +225,7 @@ class RateLimitOperations(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
         if self._refused is not None and context.graphql_document is None:
-            context.graphql_document = _stand_in(context)  # carries the refusal to validation
+            context.graphql_document = stand_in(context)  # carries the refusal to validation
         yield
 
     def on_validate(self) -> Iterator[None]:

@@ -348,27 +348,32 @@ def _query_string(request: Request) -> dict[str, Any]:
     return params
 
 
+# Each parameter with the type it must have when given (null is always allowed).
+_PARAMETERS: tuple[tuple[str, type, str], ...] = (
+    ("query", str, "a string"),
+    ("variables", dict, "an object"),
+    ("operationName", str, "a string"),
+    ("extensions", dict, "an object"),
+    ("documentId", str, "a string"),
+)
+
+
 def _params(payload: Any) -> _Params:
     if not isinstance(payload, dict):
         raise _Refused(400, "BAD_REQUEST", "the request must be a JSON object")
-    query = payload.get("query")
-    if query is not None and not isinstance(query, str):
-        raise _Refused(400, "BAD_REQUEST", "the 'query' parameter must be a string")
-    variables = payload.get("variables")
-    if variables is not None and not isinstance(variables, dict):
-        raise _Refused(400, "BAD_REQUEST", "the 'variables' parameter must be an object")
-    name = payload.get("operationName")
-    if name is not None and not isinstance(name, str):
-        raise _Refused(400, "BAD_REQUEST", "the 'operationName' parameter must be a string")
-    extensions = payload.get("extensions")
-    if extensions is not None and not isinstance(extensions, dict):
-        raise _Refused(400, "BAD_REQUEST", "the 'extensions' parameter must be an object")
-    document_id = payload.get("documentId")
-    if document_id is not None and not isinstance(document_id, str):
-        raise _Refused(400, "BAD_REQUEST", "the 'documentId' parameter must be a string")
+    for key, kind, described in _PARAMETERS:
+        value = payload.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise _Refused(400, "BAD_REQUEST", f"the '{key}' parameter must be {described}")
+    query, extensions, document_id = (
+        payload.get("query"),
+        payload.get("extensions"),
+        payload.get("documentId"),
+    )
     if query is None and document_id is None and "persistedQuery" not in (extensions or {}):
         raise _Refused(400, "BAD_REQUEST", "the 'query' parameter is required")
-    return _Params(query, variables, name or None, extensions, document_id)
+    name = payload.get("operationName")
+    return _Params(query, payload.get("variables"), name or None, extensions, document_id)
 
 
 def _rate_limited(result: ExecutionResult) -> OperationRateLimited | None:
