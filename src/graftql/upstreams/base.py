@@ -239,15 +239,7 @@ class Upstream:
                 response = await self._guarded(request, call)
             except UpstreamError as error:
                 if events.listening():
-                    emit(
-                        "attempt",
-                        self.name,
-                        attempt=attempt,
-                        method=request.method,
-                        outcome=error.code,
-                        status=error.status,
-                        seconds=time.monotonic() - started,
-                    )
+                    self._attempted(request, attempt, error.code, error.status, started)
                 if not (
                     (safe or not error.sent)  # a call that never left may always go again
                     and attempt < policy.config.attempts
@@ -267,16 +259,21 @@ class Upstream:
                 attempt += 1
             else:
                 if events.listening():
-                    emit(
-                        "attempt",
-                        self.name,
-                        attempt=attempt,
-                        method=request.method,
-                        outcome="ok",
-                        status=response.status_code,
-                        seconds=time.monotonic() - started,
-                    )
+                    self._attempted(request, attempt, "ok", response.status_code, started)
                 return response
+
+    def _attempted(
+        self, request: httpx.Request, attempt: int, outcome: str, status: int | None, started: float
+    ) -> None:
+        emit(
+            "attempt",
+            self.name,
+            attempt=attempt,
+            method=request.method,
+            outcome=outcome,
+            status=status,
+            seconds=time.monotonic() - started,
+        )
 
     async def _guarded(self, request: httpx.Request, call: CallPolicy) -> httpx.Response:
         """One attempt behind the bulkhead, the circuit breaker and the rate limit."""
