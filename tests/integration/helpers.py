@@ -7,13 +7,25 @@ from typing import Any
 
 import httpx
 
-from graftql.config import GatewayConfig
+from graftql import GatewaySchema
+from graftql.config import GatewayConfig, parse_config
 from graftql.demo.servers import ServerThread
 from graftql.server import create_app
 
 
 def start_gateway(config: GatewayConfig) -> ServerThread:
     return ServerThread(create_app(config)).start()
+
+
+def serve(
+    schema: GatewaySchema, *, upstreams: Mapping[str, Any] | None = None, **server: Any
+) -> ServerThread:
+    """A gateway for ``schema`` on a loopback port (use it as a context manager); ``server``
+    and ``upstreams`` are gateway.yaml's blocks as plain data."""
+    config = parse_config(
+        {"schema": "tests:schema", "server": server, "upstreams": dict(upstreams or {})}
+    )
+    return ServerThread(create_app(config, schema))
 
 
 def reset(services: Mapping[str, str]) -> None:

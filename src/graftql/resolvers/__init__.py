@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from graftql.resolvers.context import Context
+from graftql.resolvers.context import Context, principal_id
 from graftql.resolvers.fallback import Fallback
 from graftql.resolvers.loaders import BatchLoadFn, LoaderRegistry, RequestLoaders, by_key
 
-__all__ = ["BatchLoadFn", "Context", "Fallback", "LoaderRegistry", "RequestLoaders", "by_key"]
+__all__ = [
+    "BatchLoadFn",
+    "Context",
+    "Fallback",
+    "LoaderRegistry",
+    "RequestLoaders",
+    "by_key",
+    "principal_id",
+]

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from graftql.resolvers.loaders import LoaderRegistry, RequestLoaders
-from graftql.upstreams import Upstreams
+from graftql.upstreams import Upstreams, caller
 
-__all__ = ["Context"]
+__all__ = ["Context", "principal_id"]
 
 
 @dataclass(eq=False)
@@ -40,3 +42,24 @@ class Context:
     def for_operation(self) -> Context:
         """A copy with fresh loaders, for one of several operations sharing a connection."""
         return replace(self)
+
+    @property
+    def principal_id(self) -> str | None:
+        """A short, stable, hashed id of the principal; None when the caller is anonymous."""
+        return principal_id(self.principal) if self.principal else None
+
+    def caller(self) -> caller.Caller:
+        """What the upstream layer may know of this operation's client (``upstreams.caller``)."""
+        return caller.Caller(
+            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in self.request.headers.raw},
+            principal=self.principal_id,
+        )
+
+
+def principal_id(principal: Mapping[str, Any]) -> str:
+    """A short, stable id for a principal: from its ``sub`` (or ``id``) claim, else from all
+    of it. Hashed, so no identity is written into Redis keys, cache keys or logs."""
+    identity = principal.get("sub", principal.get("id"))
+    if not isinstance(identity, str | int) or identity == "":
+        identity = orjson.dumps(principal, option=orjson.OPT_SORT_KEYS, default=str).decode()
+    return hashlib.sha256(str(identity).encode()).hexdigest()[:32]

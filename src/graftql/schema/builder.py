@@ -48,7 +48,7 @@ from graftql.schema.masking import (
 )
 from graftql.schema.observe import ObserveOperations, OperationReport, count_upstream_calls
 from graftql.schema.ratelimit import OperationRateLimited, rate_limit_extensions
-from graftql.upstreams import deadline
+from graftql.upstreams import caller, deadline
 
 __all__ = ["GatewaySchema", "is_unexpected_error", "load_schema"]
 
@@ -57,13 +57,21 @@ logger = logging.getLogger("graftql.errors")
 
 class _OperationContext(SchemaExtension):
     """Operations on one WebSocket share the connection's Context; give each its own copy
-    (fresh loaders) so batches and per-key caches never span operations."""
+    (fresh loaders) so batches and per-key caches never span operations. Tells the upstream
+    layer who the operation runs for (``upstreams.caller``), for forwarding and cache scope."""
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context.context
-        if isinstance(context, Context) and isinstance(context.request, WebSocket):
-            self.execution_context.context = context.for_operation()
-        yield
+        if not isinstance(context, Context):
+            yield
+            return
+        if isinstance(context.request, WebSocket):
+            context = self.execution_context.context = context.for_operation()
+        token = caller.start(context.caller())
+        try:
+            yield
+        finally:
+            caller.reset(token)
 
 
 class _Deadline(SchemaExtension):

@@ -21,23 +21,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
-import orjson
 from graphql import GraphQLError
 from starlette.requests import HTTPConnection
 from strawberry.extensions import SchemaExtension
 
 from graftql.config import InboundRateLimitConfig, RateLimitConfig
 from graftql.errors import GraftqlError
-from graftql.resolvers import Context
+from graftql.resolvers import Context, principal_id
 from graftql.schema.documents import stand_in
 from graftql.upstreams import SharedState
 from graftql.upstreams.limits import Rejected
@@ -146,7 +144,7 @@ class InboundRateLimiter:
     def client_key(self, context: Context) -> str:
         """The principal when there is one, else the client's address (IPv6: its /64)."""
         if context.principal:
-            return f"principal:{_principal_id(context.principal)}"
+            return f"principal:{principal_id(context.principal)}"
         address = client_address(context.request, self.trusted)
         if isinstance(address, ipaddress.IPv6Address):
             return f"ip:{ipaddress.IPv6Network((address, 64), strict=False)}"
@@ -287,12 +285,3 @@ def _ip(text: str) -> _Address | None:
 
 def _is_trusted(address: _Address, trusted: Sequence[_Network]) -> bool:
     return any(address.version == network.version and address in network for network in trusted)
-
-
-def _principal_id(principal: Mapping[str, Any]) -> str:
-    """A short, stable id for a principal: from its ``sub`` (or ``id``) claim, else from all
-    of it. Hashed, so no identity is written into Redis keys or logs."""
-    identity = principal.get("sub", principal.get("id"))
-    if not isinstance(identity, str | int) or identity == "":
-        identity = orjson.dumps(principal, option=orjson.OPT_SORT_KEYS, default=str).decode()
-    return hashlib.sha256(str(identity).encode()).hexdigest()[:32]
