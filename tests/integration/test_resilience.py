@@ -374,10 +374,16 @@ def test_a_slow_upstream_behind_a_bulkhead_does_not_delay_the_others(
     client.close()
     assert fast_took < 0.5
     waiting = "too many calls to slow are already waiting"
-    quick = [body for took, body in answers if took < 1]
-    assert [body["errors"][0]["message"] for body in quick] == [waiting] * 16  # queue was full
+    # Sorted by outcome, not by time, so a slow machine cannot blur the two groups.
+    refused = [took for took, body in answers if body["errors"][0]["message"] == waiting]
+    assert len(refused) == 16  # the queue was full: refused at once
+    assert all(took < 2.5 for took in refused)
     # 2 hung in the slots and 2 queued for one: all 4 end at the 3 s deadline, no later.
-    late = [(took, body["errors"][0]["extensions"]["code"]) for took, body in answers if took >= 1]
+    late = [
+        (took, body["errors"][0]["extensions"]["code"])
+        for took, body in answers
+        if body["errors"][0]["message"] != waiting
+    ]
     assert len(late) == 4
     assert all(2.9 <= took < 4 for took, _ in late)
     assert {code for _, code in late} <= {"UPSTREAM_TIMEOUT", "UPSTREAM_UNAVAILABLE"}
