@@ -40,6 +40,7 @@ from graftql.config import ServerConfig
 from graftql.errors import ConfigError, GraftqlError
 from graftql.resolvers import Context, LoaderRegistry
 from graftql.schema.documents import CheckedDocuments, DocumentChecker
+from graftql.schema.executor import LeanExecutionContext
 from graftql.schema.masking import (
     MaskUnexpectedErrors,
     NoSuggestionsExecutionContext,
@@ -208,7 +209,9 @@ class GatewaySchema:
                 subscription=self.subscription,
                 types=self.types,
                 extensions=extensions,
-                execution_context_class=NoSuggestionsExecutionContext if production else None,
+                execution_context_class=(
+                    NoSuggestionsExecutionContext if production else LeanExecutionContext
+                ),
             )
         except Exception as exc:  # strawberry's own words say which type or field is wrong
             reason = " ".join(str(exc).split())  # one line, as every config error

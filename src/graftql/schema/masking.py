@@ -18,9 +18,9 @@ from typing import Any
 from graphql import GraphQLError
 from graphql.execution import Executor
 from strawberry.extensions import MaskErrors
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from graftql.errors import GraftqlError
+from graftql.schema.executor import LeanExecutionContext
 
 __all__ = [
     "MaskUnexpectedErrors",
@@ -87,7 +87,7 @@ class MaskUnexpectedErrors(MaskErrors):
         )
 
 
-class NoSuggestionsExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class NoSuggestionsExecutionContext(LeanExecutionContext):
     """Strawberry's executor, with graphql-core's ``hide_suggestions`` always on."""
 
     @classmethod
