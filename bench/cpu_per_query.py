@@ -1,0 +1,159 @@
+"""The gateway's CPU per query on the peers workload, in-process: for tuning the hot path.
+
+The peers' two upstreams (users :4001, posts :4002, from ``--peers``) run in child processes;
+the gateway runs in this process and is called through ASGI directly, one query at a time, so
+``time.process_time`` counts the gateway's own CPU: the GraphQL execution, the upstream
+clients, JSON. The HTTP server (uvicorn) is not included, which is the point: this isolates what
+graftql's code costs, and CPU time is far less disturbed by a busy machine than requests/s.
+
+    .venv/bin/python bench/cpu_per_query.py                  # 5 rounds of 500 queries
+    .venv/bin/python bench/cpu_per_query.py --profile 2000   # cProfile: top functions by tottime
+    .venv/bin/python bench/cpu_per_query.py --schema naive_schema:schema
+
+It does not replace ``run.py``: requests/s and latency against the peers come from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import importlib
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+QUERY = b'{"query": "{ posts(limit: 50) { id title author { id name } } }"}'
+
+
+def start_upstreams(peers: Path) -> list[subprocess.Popen[bytes]]:
+    python = peers / "venv" / "bin" / "python"
+    procs = []
+    for module, port in (("users_rest", 4001), ("posts_graphql", 4002)):
+        argv = [str(python if python.exists() else sys.executable), "-m", "uvicorn"]
+        argv += ["--app-dir", str(peers / "upstreams"), f"{module}:app"]
+        argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+        procs.append(subprocess.Popen(argv, cwd=peers, stderr=subprocess.DEVNULL))  # noqa: S603
+    import httpx
+
+    for url in ("http://127.0.0.1:4001/__stats", "http://127.0.0.1:4002/__stats"):
+        for _ in range(100):
+            try:
+                httpx.get(url).raise_for_status()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise SystemExit(f"upstream at {url} did not start")
+    return procs
+
+
+async def measure(schema_ref: str, rounds: int, count: int, profile: int) -> None:
+    sys.path.insert(0, str(HERE))
+    module, _, attribute = schema_ref.partition(":")
+    schema = getattr(importlib.import_module(module), attribute)
+
+    from graftql.config import load_config
+    from graftql.server import create_app
+    from graftql.server.process import tune_gc
+
+    config = load_config(HERE / "posts.yaml")
+    app = create_app(config, schema)
+    tune_gc()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"gateway")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+    async def one() -> None:
+        sent = False
+        body = bytearray()
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                await asyncio.Event().wait()
+            sent = True
+            return {"type": "http.request", "body": QUERY, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                body.extend(message.get("body", b""))
+
+        await app(scope, receive, send)  # type: ignore[arg-type]
+        assert b'"errors"' not in body and b'"name"' in body, bytes(body[:300])
+
+    async with app.router.lifespan_context(app):
+        for _ in range(200):
+            await one()
+        if profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(profile):
+                await one()
+            profiler.disable()
+            stats = pstats.Stats(profiler)
+            stats.sort_stats("tottime").print_stats(35)
+            return
+        per_query = []
+        for _ in range(rounds):
+            started = time.process_time()
+            for _ in range(count):
+                await one()
+            per_query.append((time.process_time() - started) / count * 1e3)
+    print(
+        f"{schema_ref}: CPU per query median {statistics.median(per_query):.3f} ms, "
+        f"best {min(per_query):.3f} ms over {rounds} rounds of {count}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peers", type=Path, default=Path("/work/peers"))
+    parser.add_argument("--schema", default="posts_schema:schema")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--profile", type=int, default=0, metavar="N")
+    parser.add_argument(
+        "--stock-executor",
+        action="store_true",
+        help="graphql-core's execute_field for every field (no plain-leaf shortcut): the 'before'",
+    )
+    args = parser.parse_args()
+    os.environ.setdefault("BENCH_SCHEMA", args.schema)
+    if args.stock_executor:
+        from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+        from graftql.schema.executor import LeanExecutionContext
+
+        LeanExecutionContext.execute_field = (  # type: ignore[method-assign]
+            StrawberryGraphQLCoreExecutionContext.execute_field
+        )
+    procs = start_upstreams(args.peers)
+    try:
+        asyncio.run(measure(args.schema, args.rounds, args.count, args.profile))
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+
+
+if __name__ == "__main__":
+    main()
