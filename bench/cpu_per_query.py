@@ -54,7 +54,9 @@ def start_upstreams(peers: Path) -> list[subprocess.Popen[bytes]]:
     return procs
 
 
-async def measure(schema_ref: str, rounds: int, count: int, profile: int) -> None:
+async def measure(
+    schema_ref: str, rounds: int, count: int, profile: int, sort: str = "tottime"
+) -> None:
     sys.path.insert(0, str(HERE))
     module, _, attribute = schema_ref.partition(":")
     schema = getattr(importlib.import_module(module), attribute)
@@ -103,6 +105,9 @@ async def measure(schema_ref: str, rounds: int, count: int, profile: int) -> Non
     async with app.router.lifespan_context(app):
         for _ in range(200):
             await one()
+        if profile < 0:  # for an external sampler: py-spy record --pid ...
+            while True:
+                await one()
         if profile:
             profiler = cProfile.Profile()
             profiler.enable()
@@ -110,7 +115,7 @@ async def measure(schema_ref: str, rounds: int, count: int, profile: int) -> Non
                 await one()
             profiler.disable()
             stats = pstats.Stats(profiler)
-            stats.sort_stats("tottime").print_stats(35)
+            stats.sort_stats(sort).print_stats(35)
             return
         per_query = []
         for _ in range(rounds):
@@ -131,6 +136,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--profile", type=int, default=0, metavar="N")
+    parser.add_argument("--sort", default="tottime", help="cProfile order: tottime, cumulative")
     parser.add_argument(
         "--stock-executor",
         action="store_true",
@@ -148,7 +154,7 @@ def main() -> None:
         )
     procs = start_upstreams(args.peers)
     try:
-        asyncio.run(measure(args.schema, args.rounds, args.count, args.profile))
+        asyncio.run(measure(args.schema, args.rounds, args.count, args.profile, args.sort))
     finally:
         for proc in procs:
             proc.terminate()
