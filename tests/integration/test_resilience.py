@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import time
+import tracemalloc
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -464,3 +466,37 @@ def test_a_field_fallback_serves_its_value_only_for_upstream_failures(
     assert [(name, fields["field"]) for name, _, fields in seen if name == "fallback"] == [
         ("fallback", "banner")
     ]
+
+
+async def test_a_compressed_answer_is_capped_unpacked_without_unpacking_it_all(
+    chaos: ChaosUpstream,
+) -> None:
+    # 50 MB of zeros in about 50 KB of gzip: small enough on the wire, refused once 200 KB
+    # are unpacked, and never unpacked whole (memory stays far below 50 MB).
+    bomb = gzip.compress(b"0" * 50_000_000)
+    assert len(bomb) < 100_000
+    headers = {"Content-Encoding": "gzip"}
+    chaos.route("GET /bomb").always(
+        Respond(200, bomb, content_type="application/json", headers=headers)
+    )
+    small = gzip.compress(b'{"ok": true}')
+    chaos.route("GET /small").always(
+        Respond(200, small, content_type="application/json", headers=headers)
+    )
+    chaos.route("GET /garbled").always(
+        Respond(200, b"not gzip at all", content_type="application/json", headers=headers)
+    )
+    upstream = rest(chaos.url, max_response_bytes=200_000)
+    try:
+        tracemalloc.start()
+        with pytest.raises(UpstreamBadResponse, match="svc answered with more than 200000 bytes"):
+            await upstream.get("/bomb")
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert peak < 5_000_000
+        assert await upstream.get("/small") == {"ok": True}
+        with pytest.raises(UpstreamBadResponse, match="Content-Encoding does not match"):
+            await upstream.get("/garbled")
+    finally:
+        tracemalloc.stop()
+        await upstream.aclose()

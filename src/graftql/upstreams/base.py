@@ -420,6 +420,10 @@ class Upstream:
             raise UpstreamBadResponse(
                 self.name, f"{self.name} answered with malformed HTTP"
             ) from exc
+        except httpx.DecodingError as exc:
+            raise UpstreamBadResponse(
+                self.name, f"{self.name} answered with a body its Content-Encoding does not match"
+            ) from exc
         except httpx.HTTPError as exc:
             raise UpstreamUnavailable(self.name, f"the connection to {self.name} was lost") from exc
         self.rate.observe(response)
@@ -445,7 +449,7 @@ class Upstream:
     async def _roundtrip(self, request: httpx.Request) -> httpx.Response:
         response = await self.transport.handle_async_request(request)
         try:
-            body = await response.aread()  # decoded: a compressed answer is checked unpacked too
+            body = await response.aread()  # decoded (the transport unpacked gzip within the limit)
         finally:
             await response.aclose()
         limit = request.extensions.get("max_body")

@@ -7,12 +7,18 @@ resolves) and ``%3D`` to ``=``: the one-segment encoding of ``graftql.upstreams.
 be undone and a signature over the path would no longer match. Here the URL goes over exactly
 as httpx encoded it.
 
+A compressed answer (gzip, deflate) is unpacked here, in steps, never past the same
+``max_body`` limit: a small body that inflates to gigabytes (a "zip bomb") is refused after
+``max_body`` bytes of output, not after it filled the memory.
+
 The pool keeps no cookies (one user's upstream session cookie must not ride along on another
 user's call), reads no proxy settings from the environment (gateway.yaml alone decides where
 traffic goes) and never follows redirects (a redirect could leave the configured origin).
 """
 
 from __future__ import annotations
+
+import zlib
 
 import aiohttp
 import httpx
@@ -65,8 +71,11 @@ class PooledTransport(httpx.AsyncBaseTransport):
                     sock_connect=timeout.get("connect"), sock_read=timeout.get("read")
                 ),
             ) as response:
-                body = await _read(response, request.extensions.get("max_body"))
+                limit = request.extensions.get("max_body")
+                body = await _read(response, limit)
                 headers = response.raw_headers
+                if limit is not None and response.headers.get("Content-Encoding"):
+                    body, headers = _inflate(body, headers, limit)
         except aiohttp.ConnectionTimeoutError as exc:  # no connection: nothing was sent
             raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
@@ -100,3 +109,50 @@ async def _read(response: aiohttp.ClientResponse, limit: int | None) -> bytes:
             raise BodyTooLarge(f"more than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+_ZLIB_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS}
+
+
+def _inflate(
+    body: bytes, headers: tuple[tuple[bytes, bytes], ...], limit: int
+) -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:
+    """Undo gzip/deflate content codings with at most ``limit`` bytes of output at each step.
+    Other codings are left to httpx (they are not announced by the gateway, so rare)."""
+    codings = [
+        c.strip().lower()
+        for name, value in headers
+        if name.lower() == b"content-encoding"
+        for c in value.decode("latin-1").split(",")
+        if c.strip()
+    ]
+    if not codings or any(c not in ("gzip", "x-gzip", "deflate", "identity") for c in codings):
+        return body, headers
+    for coding in reversed(codings):  # the last coding applied is undone first
+        if coding == "identity":
+            continue
+        body = _inflate_one(body, coding, limit)
+    kept = tuple(
+        (name, value)
+        for name, value in headers
+        if name.lower() not in (b"content-encoding", b"content-length")
+    )
+    return body, (*kept, (b"Content-Length", str(len(body)).encode()))
+
+
+def _inflate_one(data: bytes, coding: str, limit: int) -> bytes:
+    wbits = _ZLIB_WBITS.get(coding, zlib.MAX_WBITS)
+    try:
+        try:
+            inflater = zlib.decompressobj(wbits)
+            out = inflater.decompress(data, limit + 1)
+        except zlib.error:
+            if coding != "deflate":
+                raise
+            inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send
+            out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise httpx.DecodingError(f"invalid {coding} body: {exc}") from exc
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise BodyTooLarge(f"more than {limit} bytes once unpacked")
+    return out
