@@ -272,6 +272,45 @@ def test_a_low_quota_is_spread_over_the_rest_of_the_window() -> None:
     assert limiter.reserve(None) == 0 and limiter.reserve(None) == 0
 
 
+def test_calls_past_the_quota_wait_for_the_reset_and_no_turn_lies_beyond_it() -> None:
+    """2 calls left for 10 s: the third and later callers (before the upstream says more)
+    wait for the reset, not for turns 15 s, 20 s... away that the old pacing handed out."""
+    clock = Clock()
+    limiter = RateLimiter(None, clock=clock)
+    limiter.observe(
+        httpx.Response(
+            200,
+            headers={"RateLimit-Remaining": "2", "RateLimit-Reset": "10", "RateLimit-Limit": "100"},
+        )
+    )
+    assert [limiter.reserve(None) for _ in range(5)] == pytest.approx([0, 5, 10, 10, 10])
+    # A fresh report from the upstream replaces the local count.
+    limiter.observe(
+        httpx.Response(200, headers={"RateLimit-Remaining": "50", "RateLimit-Reset": "10"})
+    )
+    assert limiter.reserve(None) == 0
+
+
+def test_a_burst_larger_than_the_quota_does_not_spend_past_it() -> None:
+    """40 left, 60 callers at once: 40 go (the last few paced), 20 wait for the reset."""
+    clock = Clock()
+    limiter = RateLimiter(None, clock=clock)
+    limiter.observe(
+        httpx.Response(
+            200,
+            headers={
+                "RateLimit-Remaining": "40",
+                "RateLimit-Reset": "30",
+                "RateLimit-Limit": "100",
+            },
+        )
+    )
+    waits = [limiter.reserve(None) for _ in range(60)]
+    assert waits[:30] == [0] * 30  # plenty left: no pacing
+    assert all(0 <= w < 30 for w in waits[30:40])
+    assert waits[40:] == [30] * 20
+
+
 def test_plenty_of_quota_is_not_paced() -> None:
     clock = Clock()
     limiter = RateLimiter(None, clock=clock)

@@ -48,6 +48,7 @@ class RateLimiter:
         self.limit: int | None = None
         self._quota_reset = 0.0  # on our clock: when the upstream's quota window refills
         self._quota_slot = 0.0  # on our clock: the next call's turn while the quota runs low
+        self._reserved = 0  # calls let through since the upstream last reported its quota
 
     def reserve(self, budget: float | None, *, bucket: bool = True) -> float:
         """Take a token; returns the seconds to wait before using it. Raises ``Rejected``
@@ -56,13 +57,16 @@ class RateLimiter:
         now = self._clock()
         wait = 0.0
         slot = None
-        if self.remaining is not None and now < self._quota_reset:
-            if self.remaining == 0:
+        in_window = self.remaining is not None and now < self._quota_reset
+        if self.remaining is not None and in_window:
+            left = self.remaining - self._reserved  # minus calls sent since the upstream said so
+            if left <= 0:
                 wait = self._quota_reset - now
-            elif self.remaining <= self._low_water():
+            elif left <= self._low_water():
                 # Spread what is left over the rest of the window instead of spending it now
-                # and collecting 429s until the reset.
-                slot = max(now, self._quota_slot)
+                # and collecting 429s until the reset; no turn lies past the reset, when the
+                # quota is whole again.
+                slot = min(max(now, self._quota_slot), self._quota_reset)
                 wait = slot - now
         cfg = self.config if bucket else None
         if cfg is not None:
@@ -74,6 +78,8 @@ class RateLimiter:
             raise Rejected(wait)
         if cfg is not None:
             self._tokens -= 1
+        if in_window:
+            self._reserved += 1
         if slot is not None and self.remaining:
             self._quota_slot = slot + (self._quota_reset - now) / self.remaining
         return wait
@@ -114,6 +120,7 @@ class RateLimiter:
         if remaining is None:
             return
         self.remaining = remaining
+        self._reserved = 0  # the upstream's count includes the calls it has seen
         if limit is not None:
             self.limit = limit
         if reset is not None:
