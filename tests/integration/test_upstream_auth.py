@@ -273,7 +273,7 @@ async def test_static_headers_are_sent_and_redirects_are_not_followed(
         V="t0k",
     )
     upstream = RestUpstream("svc", config)
-    with pytest.raises(UpstreamBadResponse, match="svc answered HTTP 302"):
+    with pytest.raises(UpstreamBadResponse, match=r"svc answered with a redirect \(HTTP 302\)"):
         await upstream.get("/items")
     await upstream.aclose()
     [request] = chaos.requests

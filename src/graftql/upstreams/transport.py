@@ -7,6 +7,10 @@ resolves) and ``%3D`` to ``=``: the one-segment encoding of ``graftql.upstreams.
 be undone and a signature over the path would no longer match. Here the URL goes over exactly
 as httpx encoded it.
 
+TLS: certificates are always verified, against the system's CAs or the ``SSLContext`` given
+(an upstream's ``tls:`` block, ``graftql.upstreams.tls``); a failed handshake is reported as
+``TlsVerificationFailed`` or ``TlsHandshakeFailed``, both ``httpx.ConnectError``.
+
 The pool keeps no cookies (one user's upstream session cookie must not ride along on another
 user's call), reads no proxy settings from the environment (gateway.yaml alone decides where
 traffic goes) and never follows redirects (a redirect could leave the configured origin).
@@ -14,9 +18,13 @@ traffic goes) and never follows redirects (a redirect could leave the configured
 
 from __future__ import annotations
 
+import ssl
+
 import aiohttp
 import httpx
 from yarl import URL
+
+from graftql.upstreams.tls import TlsHandshakeFailed, TlsVerificationFailed
 
 __all__ = ["BodyTooLarge", "PooledTransport"]
 
@@ -32,16 +40,23 @@ class PooledTransport(httpx.AsyncBaseTransport):
     seconds), as with httpx's own transports.
     """
 
-    def __init__(self, *, max_connections: int = 100, keepalive_expiry: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        keepalive_expiry: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         # Created on first use: an aiohttp session belongs to the event loop that made it.
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                limit=self._max_connections, keepalive_timeout=self._keepalive_expiry
+                limit=self._max_connections, keepalive_timeout=self._keepalive_expiry, ssl=self._ssl
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -71,6 +86,10 @@ class PooledTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise TlsVerificationFailed(str(exc), request=request) from exc
+        except aiohttp.ClientConnectorSSLError as exc:
+            raise TlsHandshakeFailed(str(exc), request=request) from exc
         except aiohttp.ClientConnectorError as exc:
             raise httpx.ConnectError(str(exc), request=request) from exc
         except (aiohttp.ClientResponseError, aiohttp.ClientPayloadError) as exc:
