@@ -91,6 +91,10 @@ class PooledTransport(httpx.AsyncBaseTransport):
         except aiohttp.ClientConnectorSSLError as exc:
             raise TlsHandshakeFailed(str(exc), request=request) from exc
         except aiohttp.ClientConnectorError as exc:
+            if request.url.scheme == "https" and isinstance(exc.os_error, ConnectionResetError):
+                # The TCP connection was made (a refusal is not a reset): the upstream hung up
+                # during the handshake, as a server does when no TLS version is shared.
+                raise TlsHandshakeFailed(str(exc), request=request) from exc
             raise httpx.ConnectError(str(exc), request=request) from exc
         except (aiohttp.ClientResponseError, aiohttp.ClientPayloadError) as exc:
             # The upstream answered, but not in HTTP: a bad status line, headers or body framing.
