@@ -441,7 +441,7 @@ class Upstream:
 
     async def _exchange(self, request: httpx.Request) -> httpx.Response:
         """One request with its credentials, and the redirects ``follow_redirects`` allows
-        (docs/auth.md). A 401/403 is reported as the ``auth_rejected`` event (the audit log)."""
+        (docs/auth.md)."""
         response = await self._authorized(request)
         if self.config.follow_redirects == "same_origin":
             hops = 0
@@ -449,26 +449,24 @@ class Upstream:
                 request = redirects.follow(self.name, request, response, hops)
                 hops += 1
                 response = await self._authorized(request)
-        if response.status_code in (401, 403):
-            current = caller.current()
-            emit(
-                "auth_rejected",
-                self.name,
-                status=response.status_code,
-                method=request.method,
-                principal=current.principal if current is not None else None,
-            )
         return response
 
     async def _authorized(self, request: httpx.Request) -> httpx.Response:
-        """One request through the auth flow (which may add a token fetch or a retry)."""
+        """One request through the auth flow (which may add a token fetch or a retry). Every
+        401/403 to the request itself (not to a token request) is reported as the
+        ``auth_rejected`` event: the audit log."""
         if self.auth is None:
-            return await self._roundtrip(request)
+            response = await self._roundtrip(request)
+            if response.status_code in (401, 403):
+                _rejected(self.name, request, response)
+            return response
         flow = self.auth.async_auth_flow(request)
         try:
             outgoing = await flow.__anext__()
             while True:
                 response = await self._roundtrip(outgoing)
+                if response.status_code in (401, 403) and outgoing is request:
+                    _rejected(self.name, request, response)
                 try:
                     outgoing = await flow.asend(response)
                 except StopAsyncIteration:
@@ -573,6 +571,17 @@ def _endpoint_pattern(match: str) -> re.Pattern[str]:
         ".*" if part == "**" else "[^/]*" if part == "*" else re.escape(part) for part in parts
     )
     return re.compile(f"{head} {body}\\Z")
+
+
+def _rejected(upstream: str, request: httpx.Request, response: httpx.Response) -> None:
+    current = caller.current()
+    emit(
+        "auth_rejected",
+        upstream,
+        status=response.status_code,
+        method=request.method,
+        principal=current.principal if current is not None else None,
+    )
 
 
 def _is_outage(error: UpstreamError) -> bool:
