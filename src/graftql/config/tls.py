@@ -53,7 +53,7 @@ class TlsConfig(_Model):
                     "TlsConfig",
                     ("client_key" if self.client_key else "client_cert",),
                     "cannot load the certificate and its key (not PEM, an encrypted key, or a "
-                    f"key that does not match the certificate: {exc.reason})",
+                    f"key that does not match the certificate: {exc.reason or exc})",
                     None,
                 ) from None
         return self
