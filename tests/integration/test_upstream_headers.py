@@ -125,6 +125,16 @@ def test_forwarded_credential_is_named_on_the_prepared_request() -> None:
     assert request.extensions["graftql.forwarded_credentials"] == ("x-session",)
     assert "x-user-id" not in request.headers
     assert explicit.headers["accept-language"] == "en"  # the gateway's own value wins
+    token = caller.start(
+        caller.Caller(
+            headers={"accept-language": "fr", "connection": "keep-alive, Accept-Language"}
+        )
+    )
+    try:
+        named = upstream.build_request("GET", "/x")
+    finally:
+        caller.reset(token)
+    assert "accept-language" not in named.headers  # made hop-by-hop by the client's Connection
     outside = upstream.build_request("GET", "/x")  # no operation: nobody's headers
     assert "x-session" not in outside.headers
     assert outside.extensions["graftql.forwarded_credentials"] == ()

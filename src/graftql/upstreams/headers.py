@@ -49,8 +49,11 @@ class HeaderRules:
         if current is None:  # no operation (start-up, probes): nobody's headers to forward
             return ()
         sent = current.headers
+        # Names the client's Connection header lists are hop-by-hop too (RFC 9110 7.6.1).
+        connection = sent.get("connection")
+        private = {t.strip().lower() for t in connection.split(",")} if connection else ()
         for name in self._names:
             value = sent.get(name)
-            if value is not None and name not in headers:
+            if value is not None and name not in headers and name not in private:
                 headers[name] = value
         return tuple(name for name in self._credentials if name in sent)
