@@ -298,3 +298,25 @@ def test_audit_log_records_credential_events_and_never_a_secret(
             "key": "auth.value",
         },
     ]
+
+
+async def test_rotated_static_header_secret_is_picked_up_on_401(
+    chaos: ChaosUpstream, tmp_path: Path, audit: list[Any]
+) -> None:
+    secret = tmp_path / "header"
+    secret.write_text(OLD)
+    guard = Guarded("api_key_header", OLD)
+    chaos.route("GET /items", Call(guard))
+    config = UpstreamConfig.model_validate(
+        {"kind": "rest", "url": chaos.url, "headers": {"X-Api-Key": f"file:{secret}"}}
+    )
+    svc = RestUpstream("svc", config)
+    assert await svc.get("/items") == {"ok": True}
+    guard.key = NEW
+    secret.write_text(NEW)
+    assert await svc.get("/items") == {"ok": True}
+    assert await svc.get("/items", params={"again": 1}) == {"ok": True}
+    await svc.aclose()
+    assert [r.headers["x-api-key"] for r in chaos.requests] == [OLD, OLD, NEW, NEW]
+    reloads = [(f["key"], f["outcome"]) for e, _, f in audit if e == "secret_reload"]
+    assert reloads == [("headers.X-Api-Key", "changed")]

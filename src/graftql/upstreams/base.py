@@ -97,8 +97,6 @@ class Upstream:
         self.name = name
         self.config = config
         self.url = httpx.URL(config.url)
-        self.auth: httpx.Auth | None = rotating(build_auth(name, config.auth), name, config.auth)
-        self.header_rules = HeaderRules(config)  # client headers this upstream may get
         self.transport = (
             transport
             if transport is not None
@@ -111,6 +109,11 @@ class Upstream:
                 self._headers[key] = self._probe_headers[key] = value
             else:
                 self._headers[key] = value.reveal()
+        # Credentials; ``file:`` secrets (auth's and the headers') are re-read after a 401.
+        self.auth: httpx.Auth | None = rotating(
+            build_auth(name, config.auth), name, config, self._headers
+        )
+        self.header_rules = HeaderRules(config)  # client headers this upstream may get
         self.flights: SingleFlight[httpx.Response] = SingleFlight()
         self.breaker = CircuitBreaker(config.breaker) if config.breaker.enabled else None
         self.rate = RateLimiter(config.rate_limit)

@@ -1,6 +1,6 @@
-"""Secret rotation without a restart: ``file:`` secrets of an upstream's ``auth:`` block are
-read again when the upstream rejects the credentials they made, and the request is sent once
-more if a secret changed.
+"""Secret rotation without a restart: ``file:`` secrets of an upstream's ``auth:`` block and
+its static ``headers:`` are read again when the upstream rejects the credentials they made, and
+the request is sent once more if a secret changed.
 
 Rotating a key is then: write the new value into the file (the orchestrator's secret mount
 does this), and the first 401 from the upstream makes the gateway pick it up. A 401 that a
@@ -22,7 +22,7 @@ from collections.abc import AsyncGenerator, Generator, Mapping
 import httpx
 from pydantic import BaseModel
 
-from graftql.config import AwsSigV4Auth, OAuth2ClientCredentials, Secret
+from graftql.config import AwsSigV4Auth, OAuth2ClientCredentials, Secret, UpstreamConfig
 from graftql.upstreams import caller
 from graftql.upstreams.events import emit
 
@@ -80,13 +80,34 @@ class SecretFiles:
 
 class RotatingAuth(httpx.Auth):
     """Runs ``inner``; when the upstream answers one of ``statuses`` and a re-read changed a
-    secret, runs ``inner`` once more on the same request (it reads the new value)."""
+    secret, runs ``inner`` once more on the same request (it reads the new value).
 
-    def __init__(self, inner: httpx.Auth, files: SecretFiles, statuses: frozenset[int]) -> None:
+    ``headers`` are the upstream's static header values (``Upstream._headers``) and
+    ``header_secrets`` the ``file:`` secrets among them: after a change both the request being
+    retried and every later request carry the new values."""
+
+    def __init__(
+        self,
+        inner: httpx.Auth,
+        files: SecretFiles,
+        statuses: frozenset[int],
+        *,
+        headers: httpx.Headers | None = None,
+        header_secrets: Mapping[str, Secret] | None = None,
+    ) -> None:
         self._inner = inner
         self._files = files
         self._statuses = statuses
+        self._headers = headers
+        self._header_secrets = dict(header_secrets or {})
         self.requires_request_body = inner.requires_request_body
+
+    def _rewrite_headers(self, request: httpx.Request) -> None:
+        for name, secret in self._header_secrets.items():
+            value = secret.reveal()
+            request.headers[name] = value
+            if self._headers is not None:
+                self._headers[name] = value
 
     async def async_auth_flow(
         self, request: httpx.Request
@@ -112,6 +133,7 @@ class RotatingAuth(httpx.Auth):
                 or not await self._files.renewed_since(generation)
             ):
                 return
+            self._rewrite_headers(request)
 
     def sync_auth_flow(
         self, request: httpx.Request
@@ -119,15 +141,38 @@ class RotatingAuth(httpx.Auth):
         raise RuntimeError("graftql upstreams are asynchronous")
 
 
-def rotating(auth: httpx.Auth | None, upstream: str, config: BaseModel | None) -> httpx.Auth | None:
-    """``auth`` wrapped so that it re-reads its ``file:`` secrets after a rejection (401, and
-    403 for AWS, which answers a bad or expired key with 403). OAuth2 client credentials
-    re-read theirs when the token endpoint refuses them (see ``OAuth2ClientCredentialsAuth``),
-    so they are returned as they are."""
-    if auth is None or config is None or isinstance(config, OAuth2ClientCredentials):
+class _NoAuth(httpx.Auth):
+    """No credentials of its own (an upstream whose only secrets are static headers)."""
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        yield request
+
+
+def rotating(
+    auth: httpx.Auth | None, upstream: str, config: UpstreamConfig, headers: httpx.Headers
+) -> httpx.Auth | None:
+    """``auth`` wrapped so that the upstream's ``file:`` secrets are re-read after a rejection
+    (401, and 403 for AWS, which answers a bad or expired key with 403); ``headers`` are the
+    upstream's static headers, updated when one of their secrets changes.
+
+    OAuth2 client credentials re-read their own secret when the token endpoint refuses it (see
+    ``OAuth2ClientCredentialsAuth``): only static header secrets are watched here for them."""
+    secrets: dict[str, Secret] = {}
+    if config.auth is not None and not isinstance(config.auth, OAuth2ClientCredentials):
+        secrets.update(file_secrets(config.auth))
+    header_secrets = {
+        name: value
+        for name, value in config.headers.items()
+        if isinstance(value, Secret) and value.reference.startswith("file:")
+    }
+    secrets.update({f"headers.{name}": value for name, value in header_secrets.items()})
+    if not secrets:
         return auth
-    files = SecretFiles(upstream, file_secrets(config))
-    if not files:
-        return auth
-    statuses = frozenset({401, 403}) if isinstance(config, AwsSigV4Auth) else frozenset({401})
-    return RotatingAuth(auth, files, statuses)
+    statuses = frozenset({401, 403}) if isinstance(config.auth, AwsSigV4Auth) else frozenset({401})
+    return RotatingAuth(
+        auth if auth is not None else _NoAuth(),
+        SecretFiles(upstream, secrets),
+        statuses,
+        headers=headers,
+        header_secrets=header_secrets,
+    )
