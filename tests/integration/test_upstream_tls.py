@@ -98,6 +98,22 @@ async def test_ca_bundle_makes_the_upstream_trusted(
     assert https.count("GET /items") == 1
 
 
+async def test_a_self_signed_upstream_is_refused(tmp_path: Path) -> None:
+    ca = trustme.CA()  # a CA certificate is self-signed: serve it as the upstream's own
+    cert, key = tmp_path / "self.pem", tmp_path / "self.key"
+    ca.cert_pem.write_to_path(str(cert))
+    ca.private_key_pem.write_to_path(str(key))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    with ChaosUpstream(ssl=context).running() as self_signed:
+        self_signed.route("GET /items", Respond(json={"ok": True}))
+        svc = upstream(self_signed.url)
+        with pytest.raises(UpstreamUnavailable, match="TLS certificate verification failed"):
+            await svc.get("/items")
+        await svc.aclose()
+        assert self_signed.requests == []
+
+
 async def test_another_cas_bundle_does_not_trust_it(https: ChaosUpstream, tmp_path: Path) -> None:
     svc = upstream(https.url, tls={"ca_bundle": pem(tmp_path, trustme.CA())})
     with pytest.raises(UpstreamUnavailable, match="TLS certificate verification failed"):
