@@ -86,7 +86,12 @@ class Secret:
         return self._value
 
     def reload(self) -> None:
-        self._value = self._resolve()
+        """Resolve the reference again; an unreadable or empty value raises ``ValueError`` and
+        keeps the current one (a file caught mid-rotation must not blank the credential)."""
+        value = self._resolve()
+        if not value:
+            raise ValueError("the secret is empty")
+        self._value = value
 
     def __repr__(self) -> str:
         return "Secret('***')"

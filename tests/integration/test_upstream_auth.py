@@ -14,12 +14,12 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from graftql.config import UpstreamConfig
+from graftql.config import RetryConfig, UpstreamConfig
 from graftql.demo.servers import ServerThread
 from graftql.demo.services import payments, shipping
 from graftql.errors import UpstreamAuthError, UpstreamBadResponse
 from graftql.testing import ChaosUpstream, Respond
-from graftql.upstreams import RestUpstream
+from graftql.upstreams import RestUpstream, events
 from graftql.upstreams.auth import HmacSigner, OAuth2ClientCredentialsAuth
 
 
@@ -135,7 +135,7 @@ async def test_second_401_is_an_auth_error_not_a_loop() -> None:
         with pytest.raises(UpstreamAuthError) as caught:
             await upstream.get("/v1/payments")
         await upstream.aclose()
-        assert caught.value.status == 401
+        assert caught.value.status == 401 and caught.value.code == "UPSTREAM_AUTH_FAILED"
         assert counts(server.url) == {"POST /oauth/token": 2, "GET /v1/payments": 2}
 
 
@@ -273,7 +273,7 @@ async def test_static_headers_are_sent_and_redirects_are_not_followed(
         V="t0k",
     )
     upstream = RestUpstream("svc", config)
-    with pytest.raises(UpstreamBadResponse, match="svc answered HTTP 302"):
+    with pytest.raises(UpstreamBadResponse, match=r"svc answered with a redirect \(HTTP 302\)"):
         await upstream.get("/items")
     await upstream.aclose()
     [request] = chaos.requests
@@ -313,3 +313,63 @@ async def test_token_endpoint_failures_are_told_apart(
     assert [r.path for r in chaos.requests] == ["/oauth/token"] * (3 if status == 503 else 1)
     form = parse_qs(chaos.requests[0].body.decode())
     assert form == {"grant_type": ["client_credentials"], "resource": ["api://payments"]}
+
+
+async def test_twenty_concurrent_requests_with_an_expired_token_share_one_refresh(
+    oauth: tuple[RestUpstream, FakeClock, FakeClock, str],
+) -> None:
+    upstream, gateway_clock, server_clock, url = oauth
+    await upstream.get("/v1/payments")
+    gateway_clock.now += 61  # the cached token has expired by the gateway's clock
+    server_clock.now += 61  # and by the upstream's
+    results = await asyncio.gather(
+        *(upstream.get("/v1/payments", params={"limit": i}) for i in range(1, 21))
+    )
+    assert all(body["data"] for body in results)
+    assert counts(url) == {"POST /oauth/token": 2, "GET /v1/payments": 21}  # 1 + one refresh
+
+
+async def test_twenty_concurrent_requests_with_a_revoked_token_share_one_refresh(
+    oauth: tuple[RestUpstream, FakeClock, FakeClock, str],
+) -> None:
+    upstream, _, server_clock, url = oauth
+    await upstream.get("/v1/payments")
+    server_clock.now += 61  # revoked upstream; the gateway still thinks the token is fresh
+    results = await asyncio.gather(
+        *(upstream.get("/v1/payments", params={"limit": i}) for i in range(1, 21))
+    )
+    assert all(body["data"] for body in results)
+    # Every request was refused once and sent once more; the refused token was replaced once.
+    assert counts(url) == {"POST /oauth/token": 2, "GET /v1/payments": 1 + 20 * 2}
+
+
+async def test_token_endpoint_outage_is_retried_with_backoff_then_auth_failed(
+    chaos: ChaosUpstream,
+) -> None:
+    chaos.route("POST /oauth/token", Respond(503, json={}))
+    config = oauth2_config(chaos.url, "s").model_copy(
+        update={"retry": RetryConfig(attempts=3, base_delay=0.01)}
+    )
+    upstream = RestUpstream("payments", config)
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def listener(event: str, name: str, fields: dict[str, Any]) -> None:
+        if event in ("retry", "token"):
+            seen.append((event, fields))
+
+    events.listen(listener)
+    try:
+        with pytest.raises(UpstreamAuthError) as caught:
+            await upstream.get("/v1/payments")
+    finally:
+        events.unlisten(listener)
+        await upstream.aclose()
+    assert caught.value.extensions == {"code": "UPSTREAM_AUTH_FAILED", "upstream": "payments"}
+    assert chaos.count("POST /oauth/token") == 3 and chaos.count("GET /v1/payments") == 0
+    retries = [fields for event, fields in seen if event == "retry"]
+    assert [(r["attempt"], r["reason"]) for r in retries] == [
+        (1, "UPSTREAM_AUTH_FAILED"),
+        (2, "UPSTREAM_AUTH_FAILED"),
+    ]
+    tokens = [fields["outcome"] for event, fields in seen if event == "token"]
+    assert tokens == ["failed"] * 3

@@ -95,7 +95,7 @@ def test_unknown_auth_type() -> None:
     data = minimal(crm={"kind": "rest", "url": "http://x", "auth": {"type": "kerberos"}})
     [(path, reason)] = errors_of(data)
     assert path == "upstreams.crm.auth"
-    assert reason.startswith("unknown type 'kerberos'; expected one of api_key, basic, bearer")
+    assert reason.startswith("unknown type 'kerberos'; expected one of api_key, aws_sigv4, basic")
 
 
 def test_api_key_needs_exactly_one_place() -> None:

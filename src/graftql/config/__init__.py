@@ -15,8 +15,10 @@ from __future__ import annotations
 from graftql.config.auth import (
     ApiKeyAuth,
     AuthConfig,
+    AwsSigV4Auth,
     BasicAuth,
     BearerAuth,
+    ForwardAuth,
     HmacAuth,
     OAuth2ClientCredentials,
 )
@@ -28,6 +30,7 @@ from graftql.config.server import (
     PersistedOperationsConfig,
     ServerConfig,
 )
+from graftql.config.tls import TlsConfig
 from graftql.config.upstream import (
     BreakerConfig,
     BulkheadConfig,
@@ -42,12 +45,14 @@ from graftql.references import Secret
 __all__ = [
     "ApiKeyAuth",
     "AuthConfig",
+    "AwsSigV4Auth",
     "BasicAuth",
     "BearerAuth",
     "BreakerConfig",
     "BulkheadConfig",
     "CorsConfig",
     "EndpointConfig",
+    "ForwardAuth",
     "GatewayConfig",
     "HmacAuth",
     "InboundRateLimitConfig",
@@ -59,6 +64,7 @@ __all__ = [
     "RetryConfig",
     "Secret",
     "ServerConfig",
+    "TlsConfig",
     "UpstreamConfig",
     "XmlConfig",
     "errors_of",

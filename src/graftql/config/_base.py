@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 # Header names whose values are credentials: a literal value for one of them is a config error.
 SENSITIVE_HEADER = re.compile(r"authorization|cookie|api[-_]?key|token|secret|password|signature")
@@ -53,3 +53,13 @@ def _http_url(value: str) -> str:
     if not re.match(r"^https?://[^/\s?#]+", value):
         raise ValueError("must be an absolute http:// or https:// URL")
     return value
+
+
+def key_error(
+    model: str, loc: tuple[str | int, ...], message: str, value: object
+) -> ValidationError:
+    """A validation error for a key below the model being checked (its path is ``loc``)."""
+    return ValidationError.from_exception_data(
+        model,
+        [{"type": "value_error", "loc": loc, "input": value, "ctx": {"error": message}}],
+    )

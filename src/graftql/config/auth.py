@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import importlib.util
+import os
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from graftql.config._base import _http_url, _Model
-from graftql.references import EnvStr, Secret
+from graftql.config._base import _header_name, _http_url, _Model
+from graftql.config.headers import forwardable
+from graftql.references import EnvStr, Secret, environ_of
 
 
 class BearerAuth(_Model):
@@ -81,12 +85,83 @@ class HmacAuth(_Model):
     signature_header: str = "X-Signature"
 
 
+class AwsSigV4Auth(_Model):
+    """AWS Signature Version 4 (botocore's signer, the ``aws`` extra).
+
+    Without ``access_key_id`` and ``secret_access_key`` the credentials come from the
+    environment: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and, when it is set,
+    ``AWS_SESSION_TOKEN``. Nothing else is consulted (no instance metadata, no profiles).
+    """
+
+    type: Literal["aws_sigv4"]
+    service: EnvStr = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")
+    region: EnvStr = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    access_key_id: Secret
+    secret_access_key: Secret
+    session_token: Secret | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict):
+            return data
+        given = [key for key in ("access_key_id", "secret_access_key") if key in data]
+        if len(given) == 1:
+            raise ValueError(
+                "set both 'access_key_id' and 'secret_access_key', or neither (then "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY come from the environment)"
+            )
+        if given:
+            return data
+        environ = environ_of(info)
+        session = (os.environ if environ is None else environ).get("AWS_SESSION_TOKEN")
+        return {
+            "access_key_id": "${AWS_ACCESS_KEY_ID}",
+            "secret_access_key": "${AWS_SECRET_ACCESS_KEY}",
+            **({"session_token": "${AWS_SESSION_TOKEN}"} if session else {}),
+            **data,
+        }
+
+    @model_validator(mode="after")
+    def _signer_installed(self) -> AwsSigV4Auth:
+        if importlib.util.find_spec("botocore") is None:
+            raise ValueError("aws_sigv4 needs botocore: pip install 'graftql[aws]'")
+        return self
+
+
+class ForwardAuth(_Model):
+    """The calling client's own credential, passed to this upstream only (``headers``, by
+    default just ``Authorization``). Responses fetched with it are scoped to that client."""
+
+    type: Literal["forward"]
+    headers: list[str] = Field(default_factory=lambda: ["authorization"], min_length=1)
+
+    @field_validator("headers")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        return forwardable([_header_name(name) for name in value])
+
+
 AuthConfig = Annotated[
-    BearerAuth | ApiKeyAuth | BasicAuth | OAuth2ClientCredentials | HmacAuth,
+    BearerAuth
+    | ApiKeyAuth
+    | BasicAuth
+    | OAuth2ClientCredentials
+    | HmacAuth
+    | AwsSigV4Auth
+    | ForwardAuth,
     Field(discriminator="type"),
 ]
 # Each scheme by the ``type`` a user writes: "did you mean" and error paths look them up here.
 AUTH_MODELS: dict[str, type[_Model]] = {
     model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
-    for model in (BearerAuth, ApiKeyAuth, BasicAuth, OAuth2ClientCredentials, HmacAuth)
+    for model in (
+        BearerAuth,
+        ApiKeyAuth,
+        BasicAuth,
+        OAuth2ClientCredentials,
+        HmacAuth,
+        AwsSigV4Auth,
+        ForwardAuth,
+    )
 }

@@ -13,8 +13,10 @@ from pydantic import (
     model_validator,
 )
 
-from graftql.config._base import SENSITIVE_HEADER, _http_url, _Model
-from graftql.config.auth import AuthConfig
+from graftql.config._base import SENSITIVE_HEADER, _http_url, _Model, key_error
+from graftql.config.auth import AuthConfig, ForwardAuth
+from graftql.config.headers import DEFAULT_IDENTITY_HEADERS, forwardable, identity_problem
+from graftql.config.tls import TlsConfig
 from graftql.references import EnvStr, Secret, environ_of, expand_env, is_reference
 
 
@@ -125,6 +127,13 @@ class UpstreamConfig(_Model):
     connect_timeout: float = Field(3.0, gt=0, le=600, description="seconds")
     read_timeout: float | None = Field(None, gt=0, le=600, description="seconds between bytes")
     auth: AuthConfig | None = None
+    # Client headers passed on to this upstream by name (none by default); see docs/auth.md.
+    forward_headers: list[str] = Field(default_factory=list)
+    # Headers an upstream takes as "who the user is": never taken from a client.
+    identity_headers: list[str] = Field(default_factory=lambda: list(DEFAULT_IDENTITY_HEADERS))
+    # "never": a 3xx is UPSTREAM_BAD_RESPONSE; "same_origin": followed within the origin only.
+    follow_redirects: Literal["never", "same_origin"] = "never"
+    tls: TlsConfig | None = None
     required: bool = True  # an unreachable required upstream makes /readyz answer 503
     dedup: bool = True  # identical idempotent calls in flight at once share one upstream call
     retry: RetryConfig = Field(default_factory=RetryConfig)
@@ -140,6 +149,27 @@ class UpstreamConfig(_Model):
     endpoints: list[EndpointConfig] = Field(default_factory=list)
 
     _check_url = field_validator("url")(lambda v: _http_url(v))
+
+    @field_validator("forward_headers", "identity_headers")
+    @classmethod
+    def _header_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
+                raise ValueError(f"{name!r} is not a valid header name")
+        return forwardable(value)
+
+    @model_validator(mode="after")
+    def _no_forwarded_identity(self) -> UpstreamConfig:
+        places: list[tuple[tuple[str, ...], list[str]]] = [
+            (("forward_headers",), self.forward_headers)
+        ]
+        if isinstance(self.auth, ForwardAuth):
+            places.append((("auth", "headers"), self.auth.headers))
+        for loc, names in places:
+            problem = identity_problem(names, self.identity_headers)
+            if problem is not None:
+                raise key_error("UpstreamConfig", loc, problem, names)
+        return self
 
     @model_validator(mode="after")
     def _endpoint_kinds(self) -> UpstreamConfig:

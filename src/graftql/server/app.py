@@ -19,7 +19,7 @@ from graftql.server.cors import cors_middleware, websocket_origins
 from graftql.server.graphql import GraphQLEndpoint
 from graftql.server.health import healthz, readyz
 from graftql.server.http import GraphQLHTTP, HttpSettings
-from graftql.server.logs import log_operation
+from graftql.server.logs import audit_upstream_credentials, log_operation
 from graftql.server.metrics import GatewayMetrics
 from graftql.server.persisted import PersistedOperations
 from graftql.server.request_id import RequestId
@@ -43,6 +43,7 @@ def create_app(
     clients = upstreams if upstreams is not None else Upstreams.from_config(config)
     persisted = PersistedOperations(config.server.persisted_operations)
     metrics = GatewayMetrics(clients) if config.server.metrics else None
+    audit_upstream_credentials()
 
     def report(operation: OperationReport) -> None:  # once per operation, any transport
         if metrics is not None:

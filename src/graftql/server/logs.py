@@ -9,6 +9,10 @@ library's, uvicorn's access log included. The handler's filters add the request 
 
 ``log_operation`` writes the line per GraphQL operation on the ``graftql.operations`` logger
 (INFO): type, name, outcome, duration and what each upstream was asked.
+
+``log_audit_event`` is the audit trail of upstream credentials, on the ``graftql.audit`` logger:
+one line per token fetch or refresh, per 401/403 from an upstream, per secret re-read — with
+the upstream, the principal (when the operation has one) and the outcome, never a secret.
 """
 
 from __future__ import annotations
@@ -27,18 +31,22 @@ from pydantic import BaseModel
 from graftql.config import GatewayConfig, Secret
 from graftql.schema.observe import OperationReport
 from graftql.server.request_id import request_id
+from graftql.upstreams import events
 
 __all__ = [
     "JsonFormatter",
     "RedactSecrets",
     "RequestIdFilter",
     "TextFormatter",
+    "audit_upstream_credentials",
     "configure_logging",
+    "log_audit_event",
     "log_operation",
     "secret_values",
 ]
 
 operations_logger = logging.getLogger("graftql.operations")
+audit_logger = logging.getLogger("graftql.audit")
 
 _MASK = "***"
 # A secret shorter than this is not searched for: it would mask ordinary words everywhere.
@@ -244,3 +252,48 @@ def log_operation(report: OperationReport) -> None:
             }
         },
     )
+
+
+# The upstream events that make the audit trail (upstreams/events.py), and what each line adds.
+_AUDITED: dict[str, tuple[str, ...]] = {
+    "token": ("trigger",),  # an OAuth2 token fetch: outcome fetched | failed
+    "auth_rejected": ("status", "method"),  # the upstream answered 401 or 403
+    "secret_reload": ("key",),  # a file: secret read again: changed | unchanged | failed
+}
+
+
+def log_audit_event(event: str, upstream: str, fields: dict[str, Any]) -> None:
+    """An events listener: one ``graftql.audit`` line per credential event, e.g. ``token
+    payments fetched trigger=expiring`` with the fields ``audit``, ``upstream``,
+    ``outcome``, ``principal`` and the event's own. Failures and rejections are WARNING."""
+    extra = _AUDITED.get(event)
+    if extra is None:
+        return
+    outcome = str(fields.get("outcome", "rejected"))
+    level = logging.WARNING if outcome in ("failed", "rejected") else logging.INFO
+    if not audit_logger.isEnabledFor(level):
+        return
+    details = " ".join(f"{key}={fields[key]}" for key in extra if fields.get(key) is not None)
+    audit_logger.log(
+        level,
+        "%s %s %s%s",
+        event,
+        upstream,
+        outcome,
+        f" {details}" if details else "",
+        extra={
+            "graftql": {
+                "audit": event,
+                "upstream": upstream,
+                "outcome": outcome,
+                "principal": fields.get("principal"),
+                **{key: fields.get(key) for key in extra},
+            }
+        },
+    )
+
+
+def audit_upstream_credentials() -> None:
+    """Log the audit events from now on (once per process, however many apps are made)."""
+    events.unlisten(log_audit_event)
+    events.listen(log_audit_event)

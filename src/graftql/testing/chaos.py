@@ -13,6 +13,7 @@ import asyncio
 import random
 import re
 import socket
+import ssl as _ssl
 import threading
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -185,6 +186,7 @@ class ChaosUpstream:
         port: int = 0,
         unmatched: Behaviour | None = None,
         log_size: int | None = DEFAULT_LOG_SIZE,
+        ssl: _ssl.SSLContext | None = None,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an integer, got {seed!r}")
@@ -197,6 +199,7 @@ class ChaosUpstream:
         if unmatched is not None:
             _check_behaviour(unmatched)
         self.seed = seed
+        self._ssl = ssl  # a server context: serve HTTPS (url is then https://)
         self._requested_port = port
         self._default_unmatched: Behaviour = unmatched or Call(_not_found)
         self._lock = threading.Lock()
@@ -227,8 +230,9 @@ class ChaosUpstream:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``, without a trailing slash."""
-        return f"http://{LOOPBACK}:{self.port}"
+        """``http://127.0.0.1:PORT`` (``https://`` when serving TLS), without a trailing
+        slash."""
+        return f"{'https' if self._ssl else 'http'}://{LOOPBACK}:{self.port}"
 
     @property
     def is_running(self) -> bool:
@@ -432,7 +436,7 @@ class ChaosUpstream:
             raise RuntimeError("ChaosUpstream is already running")
         self._stopping = False
         self._server = await asyncio.start_server(
-            self._on_connection, LOOPBACK, self._requested_port, limit=MAX_HEAD_BYTES
+            self._on_connection, LOOPBACK, self._requested_port, limit=MAX_HEAD_BYTES, ssl=self._ssl
         )
         self._port = self._server.sockets[0].getsockname()[1]
 

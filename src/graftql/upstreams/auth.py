@@ -7,6 +7,7 @@ was configured for. Secrets are revealed at the last moment and never logged.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import time
@@ -19,13 +20,17 @@ import httpx
 from graftql.config import (
     ApiKeyAuth,
     AuthConfig,
+    AwsSigV4Auth,
     BasicAuth,
     BearerAuth,
+    ForwardAuth,
     HmacAuth,
     OAuth2ClientCredentials,
 )
 from graftql.errors import UpstreamAuthError
+from graftql.upstreams import caller
 from graftql.upstreams.events import emit
+from graftql.upstreams.rotation import SecretFiles, file_secrets
 
 __all__ = ["HmacSigner", "OAuth2ClientCredentialsAuth", "build_auth"]
 
@@ -42,12 +47,23 @@ def build_auth(upstream: str, config: AuthConfig | None) -> httpx.Auth | None:
         case ApiKeyAuth(query=str() as query):
             return _QueryParam(query, config.value.reveal)
         case BasicAuth():
-            return httpx.BasicAuth(config.username, config.password.reveal())
+            return _StaticHeader("Authorization", lambda: _basic(config))
         case OAuth2ClientCredentials():
             return OAuth2ClientCredentialsAuth(upstream, config)
         case HmacAuth():
             return HmacSigner(config)
+        case AwsSigV4Auth():
+            from graftql.upstreams.sigv4 import SigV4Signer  # botocore: the optional extra
+
+            return SigV4Signer(config)
+        case ForwardAuth():
+            return None  # the client's own headers, written when the request is prepared
     raise AssertionError(f"unhandled auth config {type(config).__name__}")  # pragma: no cover
+
+
+def _basic(config: BasicAuth) -> str:
+    pair = f"{config.username}:{config.password.reveal()}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
 class _StaticHeader(httpx.Auth):
@@ -86,7 +102,11 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
 
     Every fetch emits the ``token`` event: ``outcome`` is ``fetched``, or ``failed`` when the
     token endpoint refused, answered unusably or could not be reached (or the call that
-    needed the token was abandoned during the fetch).
+    needed the token was abandoned during the fetch); ``trigger`` is ``missing`` (no token
+    yet), ``expiring`` (refresh before expiry) or ``rejected`` (the upstream answered 401).
+
+    A ``file:`` client secret the token endpoint refuses (400/401) is read again; if it
+    changed, the fetch is tried once more with the new value (secret rotation).
     """
 
     def __init__(
@@ -101,6 +121,8 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
         self._clock = clock
         self._token: _Token | None = None
         self._lock = asyncio.Lock()
+        secrets = file_secrets(config)
+        self._files = SecretFiles(upstream, secrets) if secrets else None
 
     def _fresh(self) -> _Token | None:
         token = self._token
@@ -149,6 +171,36 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
         self._token = _Token(value, requested_at + expires_in - leeway)
         return self._token
 
+    async def _fetch(self, trigger: str) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """Fetch a token into the cache (the caller holds the lock). Refused client
+        credentials from a ``file:`` secret are read again and tried once more."""
+        files = self._files
+        generation = files.generation if files is not None else 0
+        for attempt in (1, 2):
+            outcome = "failed"
+            try:
+                requested_at = self._clock()
+                await self._store((yield self._token_request()), requested_at)
+                outcome = "fetched"
+                return
+            except UpstreamAuthError as error:
+                if not (
+                    attempt == 1
+                    and error.status in (400, 401)
+                    and files is not None
+                    and await files.renewed_since(generation)
+                ):
+                    raise
+            finally:  # also when the token endpoint could not be reached
+                current = caller.current()
+                emit(
+                    "token",
+                    self._upstream,
+                    outcome=outcome,
+                    trigger=trigger,
+                    principal=current.principal if current is not None else None,
+                )
+
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
@@ -157,13 +209,18 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
             async with self._lock:
                 token = self._fresh()
                 if token is None:
-                    fetched = False
+                    fetch = self._fetch("missing" if self._token is None else "expiring")
                     try:
-                        requested_at = self._clock()
-                        token = await self._store((yield self._token_request()), requested_at)
-                        fetched = True
-                    finally:  # also when the token endpoint could not be reached
-                        emit("token", self._upstream, outcome="fetched" if fetched else "failed")
+                        outgoing = await fetch.__anext__()
+                        while True:
+                            try:
+                                outgoing = await fetch.asend((yield outgoing))
+                            except StopAsyncIteration:
+                                break
+                    finally:
+                        await fetch.aclose()
+                    token = self._token
+                    assert token is not None
         request.headers["Authorization"] = f"Bearer {token.value}"
         response = yield request
         if response.status_code != 401:
@@ -173,13 +230,18 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
                 self._token = None
             renewed = self._fresh()
             if renewed is None:
-                fetched = False
+                fetch = self._fetch("rejected")
                 try:
-                    requested_at = self._clock()
-                    renewed = await self._store((yield self._token_request()), requested_at)
-                    fetched = True
+                    outgoing = await fetch.__anext__()
+                    while True:
+                        try:
+                            outgoing = await fetch.asend((yield outgoing))
+                        except StopAsyncIteration:
+                            break
                 finally:
-                    emit("token", self._upstream, outcome="fetched" if fetched else "failed")
+                    await fetch.aclose()
+                renewed = self._token
+                assert renewed is not None
         request.headers["Authorization"] = f"Bearer {renewed.value}"
         yield request
 

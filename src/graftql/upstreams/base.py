@@ -40,14 +40,17 @@ from graftql.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from graftql.upstreams import deadline, events
+from graftql.upstreams import caller, deadline, events, redirects
 from graftql.upstreams.auth import build_auth
 from graftql.upstreams.breaker import CircuitBreaker, State
 from graftql.upstreams.events import emit
+from graftql.upstreams.headers import HeaderRules
 from graftql.upstreams.limits import Bulkhead, RateLimiter, Rejected
 from graftql.upstreams.retry import IDEMPOTENT_METHODS, RetryPolicy
+from graftql.upstreams.rotation import rotating
 from graftql.upstreams.shared import SharedState
 from graftql.upstreams.singleflight import SingleFlight, request_key
+from graftql.upstreams.tls import client_context, why_unreachable
 from graftql.upstreams.transport import BodyTooLarge, PooledTransport
 
 __all__ = ["CallPolicy", "Probe", "Upstream"]
@@ -94,8 +97,11 @@ class Upstream:
         self.name = name
         self.config = config
         self.url = httpx.URL(config.url)
-        self.auth: httpx.Auth | None = build_auth(name, config.auth)
-        self.transport = transport if transport is not None else PooledTransport()
+        self.transport = (
+            transport
+            if transport is not None
+            else PooledTransport(ssl_context=client_context(config.tls))
+        )
         self._headers = httpx.Headers({"user-agent": _USER_AGENT})
         self._probe_headers = self._headers.copy()
         for key, value in config.headers.items():
@@ -103,6 +109,11 @@ class Upstream:
                 self._headers[key] = self._probe_headers[key] = value
             else:
                 self._headers[key] = value.reveal()
+        # Credentials; ``file:`` secrets (auth's and the headers') are re-read after a 401.
+        self.auth: httpx.Auth | None = rotating(
+            build_auth(name, config.auth), name, config, self._headers
+        )
+        self.header_rules = HeaderRules(config)  # client headers this upstream may get
         self.flights: SingleFlight[httpx.Response] = SingleFlight()
         self.breaker = CircuitBreaker(config.breaker) if config.breaker.enabled else None
         self.rate = RateLimiter(config.rate_limit)
@@ -158,10 +169,12 @@ class Upstream:
         headers: Mapping[str, str] | None = None,
         policy: CallPolicy | None = None,
     ) -> httpx.Request:
-        """A request carrying the upstream's static headers; ``url`` must be absolute.
+        """A request carrying the upstream's static headers, then the client headers it may
+        get (``graftql.upstreams.headers``), then ``headers``; ``url`` must be absolute.
         ``policy`` defaults to the upstream's own."""
         policy = policy or self.policy
         all_headers = self._headers.copy()
+        forwarded = self.header_rules.apply(all_headers) if self.header_rules else ()
         if headers:
             all_headers.update(headers)
         content = None
@@ -177,6 +190,7 @@ class Upstream:
                 "timeout": policy.timeouts,
                 "max_body": self.config.max_response_bytes,
                 "graftql.policy": policy,
+                "graftql.forwarded_credentials": forwarded,
             },
         )
 
@@ -413,7 +427,9 @@ class Upstream:
                 f"{self.name} answered with more than {self.config.max_response_bytes} bytes",
             ) from exc
         except httpx.ConnectError as exc:
-            error = UpstreamUnavailable(self.name, f"{self.name} could not be reached")
+            error = UpstreamUnavailable(
+                self.name, f"{self.name} could not be reached{why_unreachable(exc)}"
+            )
             error.sent = False
             raise error from exc
         except httpx.RemoteProtocolError as exc:
@@ -431,14 +447,33 @@ class Upstream:
         return response
 
     async def _exchange(self, request: httpx.Request) -> httpx.Response:
-        """One request through the auth flow (which may add a token fetch or a retry)."""
+        """One request with its credentials, and the redirects ``follow_redirects`` allows
+        (docs/auth.md)."""
+        response = await self._authorized(request)
+        if self.config.follow_redirects == "same_origin":
+            hops = 0
+            while response.status_code in redirects.REDIRECT_STATUSES:
+                request = redirects.follow(self.name, request, response, hops)
+                hops += 1
+                response = await self._authorized(request)
+        return response
+
+    async def _authorized(self, request: httpx.Request) -> httpx.Response:
+        """One request through the auth flow (which may add a token fetch or a retry). Every
+        401/403 to the request itself (not to a token request) is reported as the
+        ``auth_rejected`` event: the audit log."""
         if self.auth is None:
-            return await self._roundtrip(request)
+            response = await self._roundtrip(request)
+            if response.status_code in (401, 403):
+                _rejected(self.name, request, response)
+            return response
         flow = self.auth.async_auth_flow(request)
         try:
             outgoing = await flow.__anext__()
             while True:
                 response = await self._roundtrip(outgoing)
+                if response.status_code in (401, 403) and outgoing is request:
+                    _rejected(self.name, request, response)
                 try:
                     outgoing = await flow.asend(response)
                 except StopAsyncIteration:
@@ -468,6 +503,12 @@ class Upstream:
         if status in (401, 403):
             error = UpstreamAuthError(
                 name, f"{name} rejected the gateway's credentials", status=status
+            )
+        elif status in redirects.REDIRECT_STATUSES:
+            error = UpstreamBadResponse(
+                name,
+                f"{name} answered with a redirect (HTTP {status}), which is not followed",
+                status=status,
             )
         elif status == 404:
             error = UpstreamNotFound(name, f"{name} has no such resource", status=status)
@@ -537,6 +578,17 @@ def _endpoint_pattern(match: str) -> re.Pattern[str]:
         ".*" if part == "**" else "[^/]*" if part == "*" else re.escape(part) for part in parts
     )
     return re.compile(f"{head} {body}\\Z")
+
+
+def _rejected(upstream: str, request: httpx.Request, response: httpx.Response) -> None:
+    current = caller.current()
+    emit(
+        "auth_rejected",
+        upstream,
+        status=response.status_code,
+        method=request.method,
+        principal=current.principal if current is not None else None,
+    )
 
 
 def _is_outage(error: UpstreamError) -> bool:

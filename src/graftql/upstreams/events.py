@@ -4,9 +4,12 @@
 through ``emit``. Events: ``attempt`` (attempt, method, outcome: "ok" or the error code,
 status, seconds), ``retry`` (attempt, delay, reason), ``breaker`` (state),
 ``rate_limit_wait`` (seconds), ``rejected`` (by: bulkhead | rate_limit), ``fallback``
-(loader or field, reason), ``token`` (outcome: fetched | failed, for OAuth2 token fetches). A
-listener must be quick; if it raises, the error is logged and the call that emitted the event
-goes on as if nothing happened.
+(loader or field, reason), ``token`` (outcome: fetched | failed, trigger: missing | expiring |
+rejected, principal; for OAuth2 token fetches), ``auth_rejected`` (status, method, principal: an
+upstream answered 401/403), ``secret_reload`` (key, outcome: changed | unchanged | failed,
+principal). The last three are the audit trail (``server/logs.py``). A listener must be quick;
+if it raises, the error is logged and the call that emitted the event goes on as if nothing
+happened.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 client requests, share one upstream call.
 
 The key is everything that shapes the request before credentials are applied: method, URL,
-body and every header. Headers carry any per-user credential a resolver forwards, so calls
-made for different users never share; calls made with the gateway's own credentials do.
+body and every header. The client credential a ``forward`` upstream passes on (and any
+``forward_headers``) is written into the request when it is prepared, before this key is taken
+(``upstreams/headers.py``), so calls made for different users never share; calls made with the
+gateway's own credentials do.
 """
 
 from __future__ import annotations

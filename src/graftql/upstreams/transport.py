@@ -11,6 +11,10 @@ A compressed answer (gzip, deflate) is unpacked here, in steps, never past the s
 ``max_body`` limit: a small body that inflates to gigabytes (a "zip bomb") is refused after
 ``max_body`` bytes of output, not after it filled the memory.
 
+TLS: certificates are always verified, against the system's CAs or the ``SSLContext`` given
+(an upstream's ``tls:`` block, ``graftql.upstreams.tls``); a failed handshake is reported as
+``TlsVerificationFailed`` or ``TlsHandshakeFailed``, both ``httpx.ConnectError``.
+
 The pool keeps no cookies (one user's upstream session cookie must not ride along on another
 user's call), reads no proxy settings from the environment (gateway.yaml alone decides where
 traffic goes) and never follows redirects (a redirect could leave the configured origin).
@@ -18,11 +22,14 @@ traffic goes) and never follows redirects (a redirect could leave the configured
 
 from __future__ import annotations
 
+import ssl
 import zlib
 
 import aiohttp
 import httpx
 from yarl import URL
+
+from graftql.upstreams.tls import TlsHandshakeFailed, TlsVerificationFailed
 
 __all__ = ["BodyTooLarge", "PooledTransport"]
 
@@ -38,16 +45,23 @@ class PooledTransport(httpx.AsyncBaseTransport):
     seconds), as with httpx's own transports.
     """
 
-    def __init__(self, *, max_connections: int = 100, keepalive_expiry: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        keepalive_expiry: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         # Created on first use: an aiohttp session belongs to the event loop that made it.
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                limit=self._max_connections, keepalive_timeout=self._keepalive_expiry
+                limit=self._max_connections, keepalive_timeout=self._keepalive_expiry, ssl=self._ssl
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -80,7 +94,15 @@ class PooledTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise TlsVerificationFailed(str(exc), request=request) from exc
+        except aiohttp.ClientConnectorSSLError as exc:
+            raise TlsHandshakeFailed(str(exc), request=request) from exc
         except aiohttp.ClientConnectorError as exc:
+            if request.url.scheme == "https" and isinstance(exc.os_error, ConnectionResetError):
+                # The TCP connection was made (a refusal is not a reset): the upstream hung up
+                # during the handshake, as a server does when no TLS version is shared.
+                raise TlsHandshakeFailed(str(exc), request=request) from exc
             raise httpx.ConnectError(str(exc), request=request) from exc
         except (aiohttp.ClientResponseError, aiohttp.ClientPayloadError) as exc:
             # The upstream answered, but not in HTTP: a bad status line, headers or body framing.
