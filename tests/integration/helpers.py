@@ -47,11 +47,12 @@ def graphql(base_url: str, query: str, **variables: Any) -> dict[str, Any]:
 
 
 def assert_within_rate(
-    arrivals: Sequence[float], rate: float, burst: int, *, jitter: float = 0.03
+    arrivals: Sequence[float], rate: float, burst: int, *, jitter: float = 0.06
 ) -> None:
     """No stretch of calls arrived faster than a token bucket allows: n calls need at least
     (n - burst) / rate seconds. ``jitter`` absorbs the upstream thread's own scheduling delay,
-    which can bunch arrivals that the gateway sent on time."""
+    which can bunch arrivals that the gateway sent on time (on a loaded 2-core machine, tens of
+    milliseconds): short stretches are checked loosely, long ones still strictly."""
     times = sorted(arrivals)
     for first in range(len(times)):
         for last in range(first + burst, len(times)):
