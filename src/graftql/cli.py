@@ -47,9 +47,10 @@ def _with_overrides(config: GatewayConfig, args: argparse.Namespace) -> GatewayC
         return config
     # Only the server block is validated again: a dump of the rest would show secrets revealed
     # as literals, which validation rightly refuses.
-    data = {**config.server.model_dump(), **changes}
+    # server.auth holds Secrets (dumped as '***'): it is kept as it is, not validated again.
+    data = {**config.server.model_dump(exclude={"auth"}), **changes}
     try:
-        server = ServerConfig.model_validate(data)
+        server = ServerConfig.model_validate(data).model_copy(update={"auth": config.server.auth})
     except ValidationError as exc:
         raise ConfigError(
             [(f"--{path.rpartition('.')[2]}", reason) for path, reason in errors_of(exc)]
