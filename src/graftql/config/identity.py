@@ -97,7 +97,7 @@ class InboundAuthConfig(_Model):
             )
         if sources != ["secret"] and hmac:
             raise ValueError(
-                f"{', '.join(hmac)} need a shared 'secret'; public keys verify "
+                f"a shared 'secret' is needed for {', '.join(hmac)}; public keys verify "
                 "RS*/ES*/PS* only (mixing them would allow algorithm confusion)"
             )
         return self
