@@ -1,4 +1,4 @@
-"""The ``graftql`` command: serve | demo | check.
+"""The ``graftql`` command: serve | demo | check | token.
 
 Configuration problems print one line per problem, naming the key, and exit with status 2;
 they never print a traceback.
@@ -166,6 +166,47 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace) -> int:
+    from graftql.server.identity import mint_token
+
+    claims: dict[str, str] = {"sub": args.sub}
+    for item in args.claim:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"graftql: --claim {item!r}: expected NAME=VALUE", file=sys.stderr)
+            return EXIT_CONFIG
+        claims[name] = value
+    source = "the demo's gateway.yaml" if args.demo else args.config
+    try:
+        if args.demo:
+            from graftql.demo.runner import demo_config
+
+            config = demo_config({})
+        else:
+            config = load_config(args.config)
+    except ConfigError as exc:
+        _fail(source, exc)
+    if config.server.auth is None:
+        print(f"graftql: {source}: server.auth: not set; no token is needed", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        print(mint_token(config.server.auth, claims, ttl=args.ttl))
+    except ValueError as exc:
+        print(f"graftql: {source}: server.auth: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
+def _ttl(value: str) -> int:
+    try:
+        seconds = int(value)
+    except ValueError:
+        seconds = 0
+    if not 1 <= seconds <= 366 * 86400:
+        raise argparse.ArgumentTypeError(f"must be whole seconds from 1 to 31622400, not {value!r}")
+    return seconds
+
+
 def _demo(args: argparse.Namespace) -> int:
     from graftql.demo.runner import run_demo
 
@@ -210,6 +251,20 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a gateway.yaml without starting anything")
     check.add_argument("config", help="path to gateway.yaml")
     check.set_defaults(run=_check)
+
+    token = commands.add_parser(
+        "token",
+        help="mint a token a gateway with a shared server.auth secret accepts (development)",
+    )
+    source = token.add_mutually_exclusive_group(required=True)
+    source.add_argument("-c", "--config", help="path to gateway.yaml")
+    source.add_argument("--demo", action="store_true", help="for `graftql demo`")
+    token.add_argument("--sub", required=True, help="the subject: who the token is for")
+    token.add_argument(
+        "--claim", action="append", default=[], metavar="NAME=VALUE", help="another claim"
+    )
+    token.add_argument("--ttl", type=_ttl, default=3600, help="seconds until it expires")
+    token.set_defaults(run=_token)
     return parser
 
 

@@ -124,7 +124,7 @@ class GraphQLHTTP:
         if method not in ("GET", "POST"):
             raise _Refused(405, "METHOD_NOT_ALLOWED", "use GET or POST", {"allow": "GET, POST"})
         headers = request.headers
-        if method == "GET" and not request.query_params and _wants_html(headers):
+        if method == "GET" and _is_page_request(request) and _wants_html(headers):
             if self._settings.graphiql:
                 return HTMLResponse(get_graphql_ide_html(graphql_ide="graphiql"))
             raise _Refused(404, "NOT_FOUND", "not found")
@@ -337,6 +337,12 @@ def _parameter(parameters: str, name: str) -> str | None:
         if key.strip().lower() == name:
             return value.strip().strip('"')
     return None
+
+
+def _is_page_request(request: Request) -> bool:
+    """A browser opening the page: no operation in the query string. GraphiQL keeps its own
+    state there (``?q=...&headers=...``), so those parameters still open the page."""
+    return not any(key in request.query_params for key in ("query", "documentId", "extensions"))
 
 
 def _wants_html(headers: Headers) -> bool:

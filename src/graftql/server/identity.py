@@ -40,7 +40,7 @@ from jwt.api_jwk import PyJWK
 
 from graftql.config.identity import InboundAuthConfig
 
-__all__ = ["InboundAuth", "KeysUnavailable", "Unauthenticated", "audit_logger"]
+__all__ = ["InboundAuth", "KeysUnavailable", "Unauthenticated", "audit_logger", "mint_token"]
 
 audit_logger = logging.getLogger("graftql.audit")
 logger = logging.getLogger("graftql.identity")
@@ -344,3 +344,30 @@ def _audit(refused: Unauthenticated, transport: str) -> None:
             }
         },
     )
+
+
+def mint_token(
+    config: InboundAuthConfig,
+    claims: Mapping[str, Any],
+    *,
+    ttl: int = 3600,
+    now: float | None = None,
+) -> str:
+    """A token that a gateway with ``config`` accepts, signed with its shared secret: for the
+    demo, tests and local development (``graftql token``). ``iss``, ``aud``, ``iat`` and
+    ``exp`` come from the configuration and ``ttl``; ``claims`` add to or replace them.
+
+    Only an HS* gateway can mint: with public keys, tokens come from the identity provider."""
+    if config.secret is None:
+        raise ValueError(
+            "only a gateway with a shared 'secret' (HS256/384/512) can mint tokens; with "
+            "public keys, ask the identity provider for one"
+        )
+    issued = int(time.time() if now is None else now)
+    payload: dict[str, Any] = {"iat": issued, "exp": issued + ttl}
+    if config.issuer is not None:
+        payload["iss"] = config.issuer
+    if config.audience:
+        payload["aud"] = config.audience[0]
+    payload.update(claims)
+    return jwt.encode(payload, config.secret.reveal(), algorithm=config.algorithms[0])
