@@ -31,6 +31,7 @@ from websockets.typing import Subprotocol
 
 from graftql import Context, GatewaySchema
 from graftql.demo.servers import ServerThread
+from graftql.upstreams import caller
 from integration.helpers import serve
 
 PROTOCOLS = [Subprotocol("graphql-transport-ws")]
@@ -48,6 +49,12 @@ class Query:
     @strawberry.field
     def principal_id(self, info: strawberry.Info[Context, None]) -> str | None:
         return info.context.principal_id
+
+    @strawberry.field
+    def upstream_sees(self) -> str | None:
+        """What the upstream layer knows of the client (forwarding, cache scope)."""
+        current = caller.current()
+        return current.principal if current is not None else None
 
 
 SCHEMA = GatewaySchema(query=Query)
@@ -154,13 +161,25 @@ def assert_refused(response: httpx.Response, message: str = "the bearer token is
 def test_a_valid_token_makes_its_claims_the_principal(gateway: str) -> None:
     response = httpx.post(
         f"{gateway}/graphql",
-        json={"query": "{ me principalId }"},
+        json={"query": "{ me principalId upstreamSees }"},
         headers=bearer(sign(KEY)),
     )
     assert response.status_code == 200
     data = response.json()["data"]
     assert data["me"] == "user-1"
-    assert data["principalId"] == hashlib.sha256(b"user-1").hexdigest()[:32]
+    hashed = hashlib.sha256(b"user-1").hexdigest()[:32]
+    assert data["principalId"] == data["upstreamSees"] == hashed
+
+
+def test_rate_limits_count_per_principal(key_file: Path) -> None:
+    # One address, two principals: each has its own bucket (server.rate_limit).
+    limit = {"rate": 0.001, "burst": 2}
+    with serve(SCHEMA, auth=rs256(key_file, anonymous=True), rate_limit=limit) as server:
+        alice, bob = bearer(sign(KEY, sub="alice")), bearer(sign(KEY, sub="bob"))
+        assert [post(server.url, alice).status_code for _ in range(3)] == [200, 200, 429]
+        assert [post(server.url, bob).status_code for _ in range(3)] == [200, 200, 429]
+        # Anonymous clients share their address's bucket, apart from both.
+        assert [post(server.url).status_code for _ in range(3)] == [200, 200, 429]
 
 
 def test_a_token_expired_within_the_leeway_is_accepted(gateway: str) -> None:

@@ -84,3 +84,23 @@ def test_leeway_is_bounded() -> None:
 def test_unknown_keys_are_refused() -> None:
     [(path, reason)] = refused(algorithms=["HS256"], secret="${JWT_SECRET}", anonymus=True)
     assert path == "server.auth.anonymus" and "unknown key" in reason
+
+
+def test_command_line_overrides_keep_the_auth_block() -> None:
+    # --port/--host/--env validate the server block again; its secrets must survive that.
+    import argparse
+
+    from graftql.cli import _with_overrides
+
+    config = parse_config(
+        {
+            "schema": "m:s",
+            "server": {"auth": {"algorithms": ["HS256"], "secret": "${JWT_SECRET}"}},
+        },
+        environ=ENVIRON,
+    )
+    args = argparse.Namespace(host=None, port=9001, env="production")
+    changed = _with_overrides(config, args)
+    assert changed.server.port == 9001 and changed.server.env == "production"
+    assert changed.server.auth is not None and changed.server.auth.secret is not None
+    assert changed.server.auth.secret.reveal() == ENVIRON["JWT_SECRET"]
