@@ -5,6 +5,7 @@ Keys are made in the test; a JWKS is served by a real local HTTP server for the 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -593,3 +594,26 @@ def test_jwks_file(tmp_path: Path) -> None:
         path.write_text(json.dumps({"keys": [public_jwk(EC_A, "a"), public_jwk(EC_B, "b")]}))
         response = post(server.url, bearer(sign(EC_B, "ES256", kid="b", aud=None)))
         assert response.json() == {"data": {"me": "user-1"}}
+
+
+async def test_a_websocket_closes_with_4403_when_its_token_expires(
+    key_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with serve(SCHEMA, auth=rs256(key_file, leeway=0)) as server:
+        ws_url = server.url.replace("http://", "ws://") + "/graphql"
+        expires = int(time.time()) + 4
+        expiring = sign(KEY, exp=expires)
+        async with websockets.connect(ws_url, subprotocols=PROTOCOLS) as ws:
+            init = {"Authorization": f"Bearer {expiring}"}
+            await ws.send(json.dumps({"type": "connection_init", "payload": init}))
+            assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": ME}))
+            assert json.loads(await ws.recv())["payload"] == {"data": {"me": "user-1"}}
+            assert json.loads(await ws.recv()) == {"id": "1", "type": "complete"}
+            # Nothing more is sent until the token's exp: then the gateway closes.
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), timeout=30)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4403, "token expired")
+        assert time.time() >= expires - 0.1  # not before
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

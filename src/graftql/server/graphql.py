@@ -3,13 +3,18 @@ graphql-ws) with graftql's per-connection Context. HTTP is ``graftql.server.http
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+import weakref
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UnsetType
@@ -69,7 +74,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         return await super().on_ws_connect(context)
 
 
-async def _websocket_principal(identity: InboundAuth, context: Context) -> dict[str, object]:
+async def _websocket_principal(identity: InboundAuth, context: Context) -> dict[str, Any]:
     authorization: object = None
     for key, value in (context.connection_params or {}).items():
         if isinstance(key, str) and key.lower() == "authorization":
@@ -79,6 +84,33 @@ async def _websocket_principal(identity: InboundAuth, context: Context) -> dict[
     try:
         if authorization is not None and not isinstance(authorization, str):
             authorization = "<not a string>"  # refused as malformed, never raised on
-        return await identity.authenticate(authorization, transport="websocket")
+        claims = await identity.authenticate(authorization, transport="websocket")
     except Unauthenticated:
         raise ConnectionRejectionError({"message": "unauthenticated"}) from None
+    expires = claims.get("exp")
+    if isinstance(context.request, WebSocket) and isinstance(expires, int | float):
+        _close_when_expired(context.request, expires + identity.config.leeway)
+    return claims
+
+
+def _close_when_expired(websocket: WebSocket, deadline: float) -> None:
+    """The connection ends (4403) when its token does: a principal is not kept past ``exp``.
+    Held weakly, so a connection that ended first is not kept alive until then."""
+    ref = weakref.ref(websocket)
+
+    async def close() -> None:
+        found = ref()
+        if found is not None and found.client_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError, OSError):  # it went away meanwhile
+                await found.close(code=4403, reason="token expired")
+
+    def fire() -> None:
+        task = asyncio.ensure_future(close())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    delay = max(0.0, deadline - time.time())
+    asyncio.get_running_loop().call_later(delay, fire)
+
+
+_closing: set[asyncio.Task[None]] = set()  # strong references while a close runs
