@@ -15,35 +15,41 @@ raises ``Unauthenticated``:
   endpoint is down and nothing usable is cached, or a rotated key id could not be fetched).
   The token may well be valid, so the client is not told to drop it; it should retry.
 
-Keys from a JWKS URL or file are cached for ``jwks_refresh`` seconds; a token whose ``kid`` is
-not in the cached set triggers one fetch, at most once per ``jwks_min_refetch`` seconds, however
-many such tokens arrive at once (they wait for the same fetch). When a refresh fails, the keys
-already cached are kept.
+Keys from a JWKS URL or file are kept by ``server/jwks.py``. A WebSocket connection is
+authenticated at ``connection_init`` (``websocket_principal``) and closed when its token expires.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
+import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
-import orjson
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from jwt.api_jwk import PyJWK
+from starlette.websockets import WebSocket, WebSocketState
+from strawberry.exceptions import ConnectionRejectionError
 
 from graftql.config.identity import InboundAuthConfig
+from graftql.resolvers import Context
+from graftql.server.jwks import KeySet, KeysUnavailable
 
-__all__ = ["InboundAuth", "KeysUnavailable", "Unauthenticated", "audit_logger", "mint_token"]
+__all__ = [
+    "InboundAuth",
+    "KeysUnavailable",
+    "Unauthenticated",
+    "audit_logger",
+    "mint_token",
+    "websocket_principal",
+]
 
 audit_logger = logging.getLogger("graftql.audit")
-logger = logging.getLogger("graftql.identity")
 
 # Three base64url segments; the signature may be empty only for alg "none", refused later.
 _COMPACT_JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
@@ -68,139 +74,9 @@ class Unauthenticated(Exception):
             self.headers = {"retry-after": "5"}
 
 
-class KeysUnavailable(Exception):
-    """The key set could not be fetched or read (the reason is logged where it happened)."""
-
-
 def _invalid(reason: str, *, expired: bool = False) -> Unauthenticated:
     message = "the bearer token has expired" if expired else "the bearer token is invalid"
     return Unauthenticated(401, "UNAUTHENTICATED", message, reason)
-
-
-class _KeySet:
-    """A JWKS from a URL or a file, cached, refreshed, fetched again for an unknown kid."""
-
-    def __init__(
-        self, config: InboundAuthConfig, clock: Callable[[], float], client: httpx.AsyncClient
-    ) -> None:
-        self._config = config
-        self._clock = clock
-        self._client = client
-        self._keys: dict[str | None, _Key] = {}
-        self._fetched_at: float | None = None  # last successful fetch
-        self._attempted_at: float | None = None  # last attempt, successful or not
-        self._failed = False  # the last attempt failed
-        self._inflight: asyncio.Task[bool] | None = None
-        self.fetches = 0  # attempts, for tests
-
-    async def key_for(self, kid: str | None) -> _Key | None:
-        """The key for ``kid``, or None when the set has none (after a fetch, if one was
-        allowed). Raises ``KeysUnavailable`` when the gateway cannot decide: no key set could
-        be had, or an unknown kid could not be looked up because the provider is down."""
-        config = self._config
-        fetched = self._fetched_at
-        if fetched is None or self._clock() - fetched >= config.jwks_refresh:
-            # Due: fetch, unless a fetch failed moments ago (then keep what is cached).
-            if self._may_fetch():
-                await self._refresh()
-            if not self._keys:
-                raise KeysUnavailable("no key set")
-        key = self._lookup(kid)
-        if key is not None:
-            return key
-        # Perhaps a rotated key: fetch again, unless that was tried very recently.
-        if self._may_fetch(after_success=True):
-            if not await self._refresh():
-                raise KeysUnavailable("the key set could not be fetched again")
-            return self._lookup(kid)
-        if self._failed:
-            raise KeysUnavailable("the last key set fetch failed")
-        return None
-
-    def _may_fetch(self, *, after_success: bool = False) -> bool:
-        """A fetch is allowed when none was made, or the last one is ``jwks_min_refetch``
-        old; a refresh that is due (``after_success`` False) may follow a success at once."""
-        attempted = self._attempted_at
-        if attempted is None or (not self._failed and not after_success):
-            return True
-        return self._clock() - attempted >= self._config.jwks_min_refetch
-
-    def _lookup(self, kid: str | None) -> _Key | None:
-        if kid is None:
-            # A token without "kid" is accepted only when the set leaves no choice.
-            return next(iter(self._keys.values())) if len(self._keys) == 1 else None
-        return self._keys.get(kid)
-
-    async def _refresh(self) -> bool:
-        """One fetch at a time: callers that arrive meanwhile wait for the same one. True when
-        it succeeded."""
-        if self._inflight is None:
-            self._inflight = asyncio.ensure_future(self._fetch())
-            self._inflight.add_done_callback(self._done)
-        return await asyncio.shield(self._inflight)
-
-    def _done(self, _task: asyncio.Task[bool]) -> None:
-        self._inflight = None
-
-    async def _fetch(self) -> bool:
-        self._attempted_at = self._clock()
-        self.fetches += 1
-        config = self._config
-        source = config.jwks_url or f"file {config.jwks_file}"
-        try:
-            if config.jwks_url is not None:
-                response = await self._client.get(config.jwks_url, timeout=config.jwks_timeout)
-                if response.status_code != 200:
-                    raise KeysUnavailable(f"HTTP {response.status_code}")
-                raw = response.content
-            else:
-                assert config.jwks_file is not None
-                raw = await asyncio.to_thread(Path(config.jwks_file).read_bytes)
-            keys = _parse_jwks(raw)
-        except KeysUnavailable as exc:
-            self._failed = True
-            logger.warning("JWKS from %s not usable: %s; cached keys kept", source, exc)
-            return False
-        except Exception as exc:  # unreachable, unreadable: never an error for the client
-            self._failed = True
-            # The type only: a message could carry a URL with a credential in it.
-            logger.warning("JWKS from %s not reachable: %s", source, type(exc).__name__)
-            return False
-        self._failed = False
-        self._keys = keys
-        self._fetched_at = self._clock()
-        return True
-
-
-@dataclass(frozen=True, slots=True)
-class _Key:
-    key: Any  # a cryptography public key
-    algorithm: str | None  # the JWK's "alg", when it names one
-
-
-def _parse_jwks(raw: bytes) -> dict[str | None, _Key]:
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise KeysUnavailable("not JSON") from None
-    entries = document.get("keys") if isinstance(document, dict) else None
-    if not isinstance(entries, list):
-        raise KeysUnavailable("no 'keys' list")
-    keys: dict[str | None, _Key] = {}
-    for entry in entries:
-        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
-            continue
-        try:
-            key = PyJWK(entry)
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
-            continue  # a key type this gateway cannot use; the others still can be
-        if key.key_type == "oct":
-            continue  # a shared secret published in a key set is never a verification key
-        declared = entry.get("alg")
-        keys[key.key_id] = _Key(key.key, declared if isinstance(declared, str) else None)
-    if not keys:
-        raise KeysUnavailable("no usable signing key")
-    return keys
 
 
 class InboundAuth:
@@ -216,7 +92,7 @@ class InboundAuth:
         self._algorithms = list(config.algorithms)
         self._static_key: Any = None
         self._client: httpx.AsyncClient | None = None
-        self.keys: _KeySet | None = None
+        self.keys: KeySet | None = None
         if config.secret is not None:
             self._static_key = config.secret.reveal().encode()
         elif config.public_key is not None:
@@ -224,7 +100,7 @@ class InboundAuth:
         else:
             # Redirects are not followed: the keys come from where the config says.
             self._client = httpx.AsyncClient(follow_redirects=False)
-            self.keys = _KeySet(config, clock, self._client)
+            self.keys = KeySet(config, clock, self._client)
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -371,3 +247,50 @@ def mint_token(
         payload["aud"] = config.audience[0]
     payload.update(claims)
     return jwt.encode(payload, config.secret.reveal(), algorithm=config.algorithms[0])
+
+
+async def websocket_principal(identity: InboundAuth, context: Context) -> dict[str, Any]:
+    """The principal of a WebSocket connection, at ``connection_init``: the token from its
+    payload (``{"Authorization": "Bearer ..."}``, any case), else the handshake's header.
+    Refused: ``ConnectionRejectionError``, which strawberry turns into close code 4403
+    (graphql-transport-ws). Accepted: the connection is closed with 4403 when the token
+    expires."""
+    authorization: object = None
+    for key, value in (context.connection_params or {}).items():
+        if isinstance(key, str) and key.lower() == "authorization":
+            authorization = value
+    if authorization is None:
+        authorization = context.request.headers.get("authorization")
+    try:
+        if authorization is not None and not isinstance(authorization, str):
+            authorization = "<not a string>"  # refused as malformed, never raised on
+        claims = await identity.authenticate(authorization, transport="websocket")
+    except Unauthenticated:
+        raise ConnectionRejectionError({"message": "unauthenticated"}) from None
+    expires = claims.get("exp")
+    if isinstance(context.request, WebSocket) and isinstance(expires, int | float):
+        _close_when_expired(context.request, expires + identity.config.leeway)
+    return claims
+
+
+def _close_when_expired(websocket: WebSocket, deadline: float) -> None:
+    """The connection ends (4403) when its token does: a principal is not kept past ``exp``.
+    Held weakly, so a connection that ended first is not kept alive until then."""
+    ref = weakref.ref(websocket)
+
+    async def close() -> None:
+        found = ref()
+        if found is not None and found.client_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError, OSError):  # it went away meanwhile
+                await found.close(code=4403, reason="token expired")
+
+    def fire() -> None:
+        task = asyncio.ensure_future(close())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    delay = max(0.0, deadline - time.time())
+    asyncio.get_running_loop().call_later(delay, fire)
+
+
+_closing: set[asyncio.Task[None]] = set()  # strong references while a close runs
