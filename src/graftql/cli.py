@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from graftql._version import __version__
 from graftql.config import (
     GatewayConfig,
+    InboundAuthConfig,
     Secret,
     ServerConfig,
     UpstreamConfig,
@@ -139,6 +140,21 @@ def _describe_upstream(cfg: UpstreamConfig) -> str:
     return "  ".join(parts)
 
 
+def _describe_inbound_auth(auth: InboundAuthConfig) -> str:
+    source = next(
+        f"{key}={'***' if isinstance(value, Secret) else value}"
+        for key in ("secret", "public_key", "jwks_url", "jwks_file")
+        if (value := getattr(auth, key)) is not None
+    )
+    parts = [",".join(auth.algorithms), source]
+    if auth.issuer is not None:
+        parts.append(f"issuer {auth.issuer}")
+    if auth.audience:
+        parts.append(f"audience {','.join(auth.audience)}")
+    parts.append("anonymous allowed" if auth.anonymous else "token required")
+    return "  ".join(parts)
+
+
 def _check(args: argparse.Namespace) -> int:
     from graftql.schema import load_schema
     from graftql.server.persisted import PersistedOperations
@@ -159,6 +175,8 @@ def _check(args: argparse.Namespace) -> int:
         f"graphiql {onoff[server.graphiql_enabled]}  "
         f"introspection {onoff[server.introspection_enabled]}"
     )
+    if server.auth is not None:
+        print(f"auth       {_describe_inbound_auth(server.auth)}")
     print(f"upstreams  {len(config.upstreams)}")
     width = max((len(name) for name in config.upstreams), default=0)
     for name, cfg in config.upstreams.items():

@@ -131,6 +131,12 @@ def test_check_summarises_and_hides_secrets() -> None:
     assert lines[0] == f"{demo_yaml}: OK"
     crm = next(line for line in lines if line.strip().startswith("crm "))
     assert "auth api_key (value=***, header=X-Api-Key)" in crm
+    auth = next(line for line in lines if line.startswith("auth "))
+    assert auth == (
+        "auth       HS256  secret=***  issuer graftql-demo  audience graftql-demo  "
+        "anonymous allowed"
+    )
+    assert "graftql-demo-jwt-secret" not in result.stdout
     assert "upstreams  4" in result.stdout
 
 
