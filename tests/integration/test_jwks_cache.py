@@ -12,7 +12,7 @@ import pytest
 
 from graftql.config import InboundAuthConfig
 from graftql.demo.servers import ServerThread
-from graftql.server.identity import InboundAuth, Unauthenticated
+from graftql.server.identity import InboundAuth, TokenRejected
 from integration.test_inbound_auth import EC_A, EC_B, KeyServer, public_jwk, sign
 
 
@@ -73,7 +73,7 @@ async def test_a_failed_refresh_keeps_the_cached_keys(key_server: KeyServer) -> 
         await auth.authenticate(token())
         assert key_server.requests == 3
         # A kid that is not cached while the provider is down: cannot decide, 503.
-        with pytest.raises(Unauthenticated) as caught:
+        with pytest.raises(TokenRejected) as caught:
             await auth.authenticate(token(EC_B, "b"))
         assert caught.value.status == 503
     finally:
@@ -88,7 +88,7 @@ async def test_with_nothing_cached_a_down_provider_is_asked_at_most_once_per_int
     auth = verifier(key_server.url, clock, jwks_min_refetch=30)
     try:
         for _ in range(5):
-            with pytest.raises(Unauthenticated) as caught:
+            with pytest.raises(TokenRejected) as caught:
                 await auth.authenticate(token())
             assert caught.value.status == 503 and caught.value.code == "IDENTITY_UNAVAILABLE"
         assert key_server.requests == 1
@@ -123,7 +123,7 @@ async def test_unknown_kids_after_a_refetch_are_refused_without_asking_again(
         await auth.authenticate(token())
         clock.now += 30
         for i in range(5):
-            with pytest.raises(Unauthenticated) as caught:
+            with pytest.raises(TokenRejected) as caught:
                 await auth.authenticate(token(EC_B, f"kid-{i}"))
             assert caught.value.status == 401 and caught.value.reason == "unknown key id"
         assert key_server.requests == 2  # the first unknown kid asked; the rest did not
@@ -137,7 +137,7 @@ async def test_a_key_set_with_no_usable_key_is_unavailable(key_server: KeyServer
     key_server.keys = [{"kty": "oct", "k": "c2VjcmV0", "kid": "a"}, {"kty": "nope", "kid": "x"}]
     auth = verifier(key_server.url, clock)
     try:
-        with pytest.raises(Unauthenticated) as caught:
+        with pytest.raises(TokenRejected) as caught:
             await auth.authenticate(token())
         assert caught.value.status == 503
     finally:

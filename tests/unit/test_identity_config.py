@@ -104,3 +104,19 @@ def test_command_line_overrides_keep_the_auth_block() -> None:
     assert changed.server.port == 9001 and changed.server.env == "production"
     assert changed.server.auth is not None and changed.server.auth.secret is not None
     assert changed.server.auth.secret.reveal() == ENVIRON["JWT_SECRET"]
+
+
+def test_an_hmac_secret_shorter_than_its_hash_is_refused() -> None:
+    environ = {"SHORT": "x" * 31, "MID": "y" * 32}
+    for name, algorithms, needed in (("SHORT", ["HS256"], 32), ("MID", ["HS256", "HS512"], 64)):
+        with pytest.raises(ConfigError) as caught:
+            parse_config(
+                {
+                    "schema": "m:s",
+                    "server": {"auth": {"algorithms": algorithms, "secret": f"${{{name}}}"}},
+                },
+                environ=environ,
+            )
+        [(path, reason)] = caught.value.errors
+        assert path == "server.auth" and f"at least {needed} bytes" in reason
+        assert environ[name] not in reason

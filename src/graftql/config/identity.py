@@ -95,6 +95,14 @@ class InboundAuthConfig(_Model):
                 f"'secret' verifies HS256/HS384/HS512 only; {', '.join(public)} need "
                 "'public_key', 'jwks_url' or 'jwks_file'"
             )
+        if self.secret is not None and hmac:
+            # RFC 7518 3.2: a key at least as long as the hash; shorter ones can be guessed.
+            needed = max(int(algorithm[2:]) // 8 for algorithm in hmac)
+            if len(self.secret.reveal().encode()) < needed:
+                raise ValueError(
+                    f"'secret' must be at least {needed} bytes for {', '.join(hmac)} "
+                    "(RFC 7518); generate one with: openssl rand -base64 48"
+                )
         if sources != ["secret"] and hmac:
             raise ValueError(
                 f"a shared 'secret' is needed for {', '.join(hmac)}; public keys verify "

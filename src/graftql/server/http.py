@@ -54,7 +54,7 @@ from strawberry.types.graphql import OperationType
 
 from graftql.resolvers import Context
 from graftql.schema.ratelimit import OperationRateLimited
-from graftql.server.identity import InboundAuth, Unauthenticated
+from graftql.server.identity import InboundAuth, TokenRejected
 from graftql.server.persisted import PersistedOperations
 
 __all__ = ["GRAPHQL_RESPONSE", "JSON", "GraphQLHTTP", "HttpSettings", "negotiate"]
@@ -186,7 +186,7 @@ class GraphQLHTTP:
             return {}
         try:
             return await self._identity.authenticate(request.headers.get("authorization"))
-        except Unauthenticated as refused:
+        except TokenRejected as refused:
             raise _Refused(refused.status, refused.code, refused.message, refused.headers) from None
 
     async def _run(

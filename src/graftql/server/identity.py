@@ -3,7 +3,7 @@
 ``InboundAuth.authenticate(authorization)`` is called once per HTTP request (``server/http.py``)
 and once per WebSocket connection (``server/graphql.py``, from ``connection_init``). It returns
 the token's claims, ``{}`` for an anonymous client when ``server.auth.anonymous`` allows it, or
-raises ``Unauthenticated``:
+raises ``TokenRejected``:
 
 - **401** ``UNAUTHENTICATED`` with ``WWW-Authenticate: Bearer error="invalid_token"``: the token
   is malformed, expired, not yet valid, for another audience or issuer, signed with an
@@ -43,7 +43,7 @@ from graftql.server.jwks import KeySet, KeysUnavailable
 __all__ = [
     "InboundAuth",
     "KeysUnavailable",
-    "Unauthenticated",
+    "TokenRejected",
     "audit_logger",
     "mint_token",
     "websocket_principal",
@@ -55,7 +55,7 @@ audit_logger = logging.getLogger("graftql.audit")
 _COMPACT_JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
-class Unauthenticated(Exception):
+class TokenRejected(Exception):
     """The request is refused: ``status`` (401 or 503), a client-safe ``message``, the
     response ``headers``; ``reason`` is for the operator's log only."""
 
@@ -74,9 +74,9 @@ class Unauthenticated(Exception):
             self.headers = {"retry-after": "5"}
 
 
-def _invalid(reason: str, *, expired: bool = False) -> Unauthenticated:
+def _invalid(reason: str, *, expired: bool = False) -> TokenRejected:
     message = "the bearer token has expired" if expired else "the bearer token is invalid"
-    return Unauthenticated(401, "UNAUTHENTICATED", message, reason)
+    return TokenRejected(401, "UNAUTHENTICATED", message, reason)
 
 
 class InboundAuth:
@@ -110,10 +110,10 @@ class InboundAuth:
         self, authorization: str | None, *, transport: str = "http"
     ) -> dict[str, Any]:
         """The claims of a valid token, ``{}`` for an allowed anonymous client; else raises
-        ``Unauthenticated`` (and writes the audit record)."""
+        ``TokenRejected`` (and writes the audit record)."""
         try:
             return await self._authenticate(authorization)
-        except Unauthenticated as refused:
+        except TokenRejected as refused:
             _audit(refused, transport)
             raise
 
@@ -121,12 +121,12 @@ class InboundAuth:
         if authorization is None or not authorization.strip():
             if self.config.anonymous:
                 return {}
-            raise Unauthenticated(401, "UNAUTHENTICATED", "authentication required", "no token")
+            raise TokenRejected(401, "UNAUTHENTICATED", "authentication required", "no token")
         if len(authorization) > self.config.max_token_bytes:
             raise _invalid(f"Authorization header longer than {self.config.max_token_bytes}")
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer":
-            raise Unauthenticated(
+            raise TokenRejected(
                 401,
                 "UNAUTHENTICATED",
                 "the Authorization header must be 'Bearer <token>'",
@@ -156,7 +156,7 @@ class InboundAuth:
         try:
             jwk = await self.keys.key_for(kid)
         except KeysUnavailable:
-            raise Unauthenticated(
+            raise TokenRejected(
                 503,
                 "IDENTITY_UNAVAILABLE",
                 "the identity provider's keys are unavailable; try again shortly",
@@ -206,7 +206,7 @@ class InboundAuth:
         return claims
 
 
-def _audit(refused: Unauthenticated, transport: str) -> None:
+def _audit(refused: TokenRejected, transport: str) -> None:
     audit_logger.info(
         "inbound token rejected (%s): %s",
         transport,
@@ -265,7 +265,7 @@ async def websocket_principal(identity: InboundAuth, context: Context) -> dict[s
         if authorization is not None and not isinstance(authorization, str):
             authorization = "<not a string>"  # refused as malformed, never raised on
         claims = await identity.authenticate(authorization, transport="websocket")
-    except Unauthenticated:
+    except TokenRejected:
         raise ConnectionRejectionError({"message": "unauthenticated"}) from None
     expires = claims.get("exp")
     if isinstance(context.request, WebSocket) and isinstance(expires, int | float):
