@@ -35,11 +35,12 @@ def test_a_literal_secret_is_refused() -> None:
     assert path == "server.auth.secret" and "secret reference" in reason
 
 
-def test_exactly_one_key_source() -> None:
+def test_exactly_one_key_source(tmp_path: Any) -> None:
     [(path, reason)] = refused(algorithms=["RS256"])
     assert path == "server.auth" and "exactly one of" in reason
+    (tmp_path / "k.json").write_text("{}")
     [(path, reason)] = refused(
-        algorithms=["RS256"], jwks_url="https://id.example/jwks", jwks_file="/k.json"
+        algorithms=["RS256"], jwks_url="https://id.example/jwks", jwks_file=str(tmp_path / "k.json")
     )
     assert "found jwks_url, jwks_file" in reason
 
@@ -120,3 +121,13 @@ def test_an_hmac_secret_shorter_than_its_hash_is_refused() -> None:
         [(path, reason)] = caught.value.errors
         assert path == "server.auth" and f"at least {needed} bytes" in reason
         assert environ[name] not in reason
+
+
+def test_unreadable_key_files_stop_start_up_naming_the_key(tmp_path: Any) -> None:
+    missing = tmp_path / "nope.pem"
+    [(path, reason)] = refused(algorithms=["RS256"], public_key=f"file:{missing}")
+    assert path == "server.auth.public_key" and "cannot read secret file" in reason
+    [(path, reason)] = refused(algorithms=["RS256"], jwks_file=str(missing))
+    assert path == "server.auth.jwks_file" and "No such file" in reason
+    [(path, reason)] = refused(algorithms=["HS256"], secret="${UNSET_JWT_SECRET}")
+    assert path == "server.auth.secret" and "UNSET_JWT_SECRET is not set" in reason

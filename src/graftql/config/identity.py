@@ -64,6 +64,17 @@ class InboundAuthConfig(_Model):
             return {**data, "audience": [data["audience"]]}
         return data
 
+    @field_validator("jwks_file")
+    @classmethod
+    def _readable(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                with open(value, "rb"):
+                    pass
+            except OSError as exc:
+                raise ValueError(f"cannot read {value}: {exc.strerror}") from None
+        return value
+
     @field_validator("public_key")
     @classmethod
     def _pem_public_key(cls, value: Secret | None) -> Secret | None:
