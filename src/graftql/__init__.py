@@ -11,7 +11,9 @@ from graftql.errors import (
     BadUserInput,
     CircuitOpen,
     ConfigError,
+    Forbidden,
     GraftqlError,
+    Unauthenticated,
     UpstreamAuthError,
     UpstreamBadResponse,
     UpstreamError,
@@ -21,7 +23,7 @@ from graftql.errors import (
     UpstreamUnavailable,
     WebhookError,
 )
-from graftql.resolvers import Context, Fallback, LoaderRegistry, by_key
+from graftql.resolvers import Context, Fallback, LoaderRegistry, PrincipalPermission, by_key
 from graftql.schema import GatewaySchema
 from graftql.server import create_app
 from graftql.upstreams import (
@@ -38,13 +40,16 @@ __all__ = [
     "ConfigError",
     "Context",
     "Fallback",
+    "Forbidden",
     "GatewayConfig",
     "GatewaySchema",
     "GraftqlError",
     "GraphQLUpstream",
     "LoaderRegistry",
+    "PrincipalPermission",
     "RestUpstream",
     "Secret",
+    "Unauthenticated",
     "Upstream",
     "UpstreamAuthError",
     "UpstreamBadResponse",

@@ -1,4 +1,4 @@
-"""The ``graftql`` command: serve | demo | check.
+"""The ``graftql`` command: serve | demo | check | token.
 
 Configuration problems print one line per problem, naming the key, and exit with status 2;
 they never print a traceback.
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from graftql._version import __version__
 from graftql.config import (
     GatewayConfig,
+    InboundAuthConfig,
     Secret,
     ServerConfig,
     UpstreamConfig,
@@ -47,9 +48,10 @@ def _with_overrides(config: GatewayConfig, args: argparse.Namespace) -> GatewayC
         return config
     # Only the server block is validated again: a dump of the rest would show secrets revealed
     # as literals, which validation rightly refuses.
-    data = {**config.server.model_dump(), **changes}
+    # server.auth holds Secrets (dumped as '***'): it is kept as it is, not validated again.
+    data = {**config.server.model_dump(exclude={"auth"}), **changes}
     try:
-        server = ServerConfig.model_validate(data)
+        server = ServerConfig.model_validate(data).model_copy(update={"auth": config.server.auth})
     except ValidationError as exc:
         raise ConfigError(
             [(f"--{path.rpartition('.')[2]}", reason) for path, reason in errors_of(exc)]
@@ -138,6 +140,21 @@ def _describe_upstream(cfg: UpstreamConfig) -> str:
     return "  ".join(parts)
 
 
+def _describe_inbound_auth(auth: InboundAuthConfig) -> str:
+    source = next(
+        f"{key}={'***' if isinstance(value, Secret) else value}"
+        for key in ("secret", "public_key", "jwks_url", "jwks_file")
+        if (value := getattr(auth, key)) is not None
+    )
+    parts = [",".join(auth.algorithms), source]
+    if auth.issuer is not None:
+        parts.append(f"issuer {auth.issuer}")
+    if auth.audience:
+        parts.append(f"audience {','.join(auth.audience)}")
+    parts.append("anonymous allowed" if auth.anonymous else "token required")
+    return "  ".join(parts)
+
+
 def _check(args: argparse.Namespace) -> int:
     from graftql.schema import load_schema
     from graftql.server.persisted import PersistedOperations
@@ -158,11 +175,54 @@ def _check(args: argparse.Namespace) -> int:
         f"graphiql {onoff[server.graphiql_enabled]}  "
         f"introspection {onoff[server.introspection_enabled]}"
     )
+    if server.auth is not None:
+        print(f"auth       {_describe_inbound_auth(server.auth)}")
     print(f"upstreams  {len(config.upstreams)}")
     width = max((len(name) for name in config.upstreams), default=0)
     for name, cfg in config.upstreams.items():
         print(f"  {name.ljust(width)}  {_describe_upstream(cfg)}")
     return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from graftql.server.identity import mint_token
+
+    claims: dict[str, str] = {"sub": args.sub}
+    for item in args.claim:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"graftql: --claim {item!r}: expected NAME=VALUE", file=sys.stderr)
+            return EXIT_CONFIG
+        claims[name] = value
+    source = "the demo's gateway.yaml" if args.demo else args.config
+    try:
+        if args.demo:
+            from graftql.demo.runner import demo_config
+
+            config = demo_config({})
+        else:
+            config = load_config(args.config)
+    except ConfigError as exc:
+        _fail(source, exc)
+    if config.server.auth is None:
+        print(f"graftql: {source}: server.auth: not set; no token is needed", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        print(mint_token(config.server.auth, claims, ttl=args.ttl))
+    except ValueError as exc:
+        print(f"graftql: {source}: server.auth: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
+def _ttl(value: str) -> int:
+    try:
+        seconds = int(value)
+    except ValueError:
+        seconds = 0
+    if not 1 <= seconds <= 366 * 86400:
+        raise argparse.ArgumentTypeError(f"must be whole seconds from 1 to 31622400, not {value!r}")
+    return seconds
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -209,6 +269,20 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a gateway.yaml without starting anything")
     check.add_argument("config", help="path to gateway.yaml")
     check.set_defaults(run=_check)
+
+    token = commands.add_parser(
+        "token",
+        help="mint a token a gateway with a shared server.auth secret accepts (development)",
+    )
+    source = token.add_mutually_exclusive_group(required=True)
+    source.add_argument("-c", "--config", help="path to gateway.yaml")
+    source.add_argument("--demo", action="store_true", help="for `graftql demo`")
+    token.add_argument("--sub", required=True, help="the subject: who the token is for")
+    token.add_argument(
+        "--claim", action="append", default=[], metavar="NAME=VALUE", help="another claim"
+    )
+    token.add_argument("--ttl", type=_ttl, default=3600, help="seconds until it expires")
+    token.set_defaults(run=_token)
     return parser
 
 

@@ -4,6 +4,8 @@ Our exception hierarchy:
 
 * GraftqlError
   + BadUserInput
+  + Unauthenticated
+  + Forbidden
   + ConfigError
   + UpstreamError
     - UpstreamTimeout
@@ -32,7 +34,9 @@ __all__ = [
     "BadUserInput",
     "CircuitOpen",
     "ConfigError",
+    "Forbidden",
     "GraftqlError",
+    "Unauthenticated",
     "UnknownName",
     "UpstreamAuthError",
     "UpstreamBadResponse",
@@ -70,6 +74,20 @@ class BadUserInput(GraftqlError):
     """
 
     code = "BAD_USER_INPUT"
+
+
+class Unauthenticated(GraftqlError):
+    """The field needs a signed-in client and this one is anonymous (``server.auth`` with
+    ``anonymous: true``). Raised by ``PrincipalPermission``; code ``UNAUTHENTICATED``."""
+
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(GraftqlError):
+    """The client is signed in but may not read this field or object (another customer's
+    order). Raised by ``PrincipalPermission``; code ``FORBIDDEN``."""
+
+    code = "FORBIDDEN"
 
 
 class ConfigError(GraftqlError):

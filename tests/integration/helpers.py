@@ -37,9 +37,30 @@ def stats(services: Mapping[str, str]) -> dict[str, dict[str, int]]:
     return {name: httpx.get(f"{url}/__stats").json()["requests"] for name, url in services.items()}
 
 
-def graphql(base_url: str, query: str, **variables: Any) -> dict[str, Any]:
+def demo_token(role: str = "staff") -> str:
+    """A token the demo gateway accepts (its ``server.auth`` secret, from the environment or
+    the gateway.yaml default): ``staff`` may read every customer's data, ``customer`` is c1."""
+    from graftql.demo.runner import demo_config, demo_tokens
+
+    return demo_tokens(demo_config({}))[role]
+
+
+def graphql(
+    base_url: str, query: str, *, token: str | None = "staff", **variables: Any
+) -> dict[str, Any]:
+    """POST ``query``; as the demo's staff user unless ``token`` says otherwise (a role of
+    ``demo_token``, a token, or None for anonymous). A gateway without ``server.auth``
+    ignores the header; the storefront tests are about data, test_demo_authorization.py about
+    who may see it."""
+    headers = {}
+    if token is not None:
+        bearer = demo_token(token) if token in ("staff", "customer") else token
+        headers["authorization"] = f"Bearer {bearer}"
     response = httpx.post(
-        f"{base_url}/graphql", json={"query": query, "variables": variables or None}, timeout=30
+        f"{base_url}/graphql",
+        json={"query": query, "variables": variables or None},
+        headers=headers,
+        timeout=30,
     )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()

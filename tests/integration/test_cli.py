@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from graftql import __version__
@@ -130,6 +131,12 @@ def test_check_summarises_and_hides_secrets() -> None:
     assert lines[0] == f"{demo_yaml}: OK"
     crm = next(line for line in lines if line.strip().startswith("crm "))
     assert "auth api_key (value=***, header=X-Api-Key)" in crm
+    auth = next(line for line in lines if line.startswith("auth "))
+    assert auth == (
+        "auth       HS256  secret=***  issuer graftql-demo  audience graftql-demo  "
+        "anonymous allowed"
+    )
+    assert "graftql-demo-jwt-secret" not in result.stdout
     assert "upstreams  4" in result.stdout
 
 
@@ -175,23 +182,67 @@ def test_demo_answers_the_example_query_and_stops_cleanly_on_ctrl_c() -> None:
     )
     try:
         wait_until_up(f"http://127.0.0.1:{base}/readyz", process)
+        # The banner prints a token for the customer of the example query (Ada, c1).
+        assert process.stdout is not None
+        banner = []
+        while not (line := process.stdout.readline()).startswith("  customer c1"):
+            assert line, "the banner printed no customer token"
+            banner.append(line)
+        token = line.split()[-1]
+        while line and not line.startswith("Press Ctrl-C"):  # the rest, before communicate()
+            banner.append(line)
+            line = process.stdout.readline()
+        url = f"http://127.0.0.1:{base}/graphql"
         response = httpx.post(
-            f"http://127.0.0.1:{base}/graphql", json={"query": EXAMPLE_QUERY}, timeout=30
+            url,
+            json={"query": EXAMPLE_QUERY},
+            headers={"authorization": f"Bearer {token}"},
+            timeout=30,
         )
         body = response.json()
         assert "errors" not in body
         assert body["data"]["customer"]["name"] == "Ada Lovelace"
         assert len(body["data"]["customer"]["orders"]["edges"]) == 5
+        # Anonymous: the public name only.
+        anonymous = httpx.post(url, json={"query": EXAMPLE_QUERY}, timeout=30).json()
+        assert anonymous["data"]["customer"] == {
+            "name": "Ada Lovelace",
+            "email": None,
+            "orders": None,
+        }
     finally:
         process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
+        rest, stderr = process.communicate(timeout=30)
+    stdout = "".join(banner) + rest
     assert process.returncode == 0, stderr
+    assert f"http://127.0.0.1:{base}/graphql?headers=%7B%22Authorization" in stdout
     assert f"GraphiQL  http://127.0.0.1:{base}/graphql" in stdout
     assert 'customer(id: "c1")' in stdout
     assert "Traceback" not in stderr
     for port in range(base, base + 5):  # every port was released
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
+
+
+def test_token_mints_what_the_configured_gateway_accepts(tmp_path: Path) -> None:
+    result = run("token", "--demo", "--sub", "c2", "--claim", "role=customer", "--ttl", "60")
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["sub"] == "c2" and claims["role"] == "customer"
+    assert claims["iss"] == claims["aud"] == "graftql-demo"
+    assert claims["exp"] - claims["iat"] == 60
+    # A gateway whose keys are public cannot mint: the identity provider does.
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        "schema: graftql.demo.schema:schema\n"
+        "server: {auth: {algorithms: [RS256], jwks_url: 'https://id.example/jwks'}}\n"
+    )
+    result = run("token", "--config", str(path), "--sub", "x")
+    assert result.returncode == 2 and "ask the identity provider" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run("token", "--demo", "--sub", "x", "--claim", "novalue")
+    assert result.returncode == 2 and "expected NAME=VALUE" in result.stderr
 
 
 def test_demo_reports_a_taken_port_clearly() -> None:

@@ -23,6 +23,7 @@ from graftql.config.auth import (
     OAuth2ClientCredentials,
 )
 from graftql.config.gateway import GatewayConfig, RedisConfig, errors_of, load_config, parse_config
+from graftql.config.identity import InboundAuthConfig
 from graftql.config.server import (
     CorsConfig,
     InboundRateLimitConfig,
@@ -55,6 +56,7 @@ __all__ = [
     "ForwardAuth",
     "GatewayConfig",
     "HmacAuth",
+    "InboundAuthConfig",
     "InboundRateLimitConfig",
     "LimitsConfig",
     "OAuth2ClientCredentials",

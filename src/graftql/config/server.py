@@ -13,6 +13,7 @@ from pydantic import (
 )
 
 from graftql.config._base import _header_name, _Model, _network, _origin
+from graftql.config.identity import InboundAuthConfig
 from graftql.references import EnvStr
 
 
@@ -150,6 +151,8 @@ class ServerConfig(_Model):
     rate_limit: InboundRateLimitConfig | None = None
     # Other origins allowed to call from a browser (docs/security.md, "CORS"); off unless set.
     cors: CorsConfig | None = None
+    # Who the clients are: JWT validation (docs/identity.md); off unless set.
+    auth: InboundAuthConfig | None = None
     # Log records as JSON lines or as text for a person (docs/operations.md, "Logs");
     # default: json in production, text in development.
     log_format: Literal["json", "text"] | None = None

@@ -13,13 +13,19 @@ import signal
 import sys
 from collections.abc import Mapping
 from importlib.resources import as_file, files
+from urllib.parse import quote
 
 from graftql.config import GatewayConfig, load_config
 from graftql.demo.servers import LoopbackServer, PortInUseError, ServerStartupError
 from graftql.demo.services import SERVICE_NAMES, DemoCredentials, build_apps
 from graftql.errors import ConfigError
 
-__all__ = ["EXAMPLE_QUERY", "demo_config", "demo_environment", "run_demo"]
+__all__ = ["EXAMPLE_QUERY", "demo_config", "demo_environment", "demo_tokens", "run_demo"]
+
+# The demo's two kinds of signed-in client (the schema's permissions read these claims).
+CUSTOMER_CLAIMS: Mapping[str, str] = {"sub": "c1", "role": "customer", "name": "Ada Lovelace"}
+STAFF_CLAIMS: Mapping[str, str] = {"sub": "staff-1", "role": "staff"}
+TOKEN_HOURS = 12
 
 EXAMPLE_QUERY = """\
 {
@@ -67,6 +73,18 @@ def demo_config(environment: Mapping[str, str]) -> GatewayConfig:
         return load_config(path, environ={**os.environ, **environment})
 
 
+def demo_tokens(config: GatewayConfig, *, ttl: int = TOKEN_HOURS * 3600) -> dict[str, str]:
+    """Tokens the demo gateway accepts: ``customer`` (Ada, c1) and ``staff``."""
+    from graftql.server.identity import mint_token
+
+    auth = config.server.auth
+    assert auth is not None, "the demo's gateway.yaml has a server.auth block"
+    return {
+        "customer": mint_token(auth, CUSTOMER_CLAIMS, ttl=ttl),
+        "staff": mint_token(auth, STAFF_CLAIMS, ttl=ttl),
+    }
+
+
 async def _run(host: str, port: int) -> None:
     from graftql.server import create_app
     from graftql.server.process import tune_gc
@@ -92,7 +110,7 @@ async def _run(host: str, port: int) -> None:
         servers.append(gateway)
         await gateway.start()
         tune_gc()
-        _banner(gateway.url, urls)
+        _banner(gateway.url, urls, demo_tokens(config))
         await stop.wait()
         print("\nstopping the demo ...", flush=True)
     finally:
@@ -100,8 +118,9 @@ async def _run(host: str, port: int) -> None:
             await server.stop()
 
 
-def _banner(gateway: str, urls: Mapping[str, str]) -> None:
+def _banner(gateway: str, urls: Mapping[str, str], tokens: Mapping[str, str]) -> None:
     services = "\n".join(f"  {name:<9} {url}" for name, url in urls.items())
+    headers = quote(f'{{"Authorization": "Bearer {tokens["customer"]}"}}', safe="")
     print(
         f"""graftql demo is running.
 
@@ -110,6 +129,17 @@ def _banner(gateway: str, urls: Mapping[str, str]) -> None:
 
 upstream services (loopback only, random credentials for this run):
 {services}
+
+Who you are: anonymous clients see products and customers' names only. Open GraphiQL signed
+in as the customer Ada Lovelace (c1), the token in its Headers tab:
+
+  {gateway}/graphql?headers={headers}
+
+or send 'Authorization: Bearer <token>' with one of these ({TOKEN_HOURS} hours; more with
+`graftql token --demo --sub c2 --claim role=customer`):
+
+  customer c1  {tokens["customer"]}
+  staff        {tokens["staff"]}
 
 Paste this into GraphiQL:
 

@@ -5,6 +5,13 @@
 - ``payments`` (REST/JSON, OAuth2): a payment per order
 - ``shipping`` (REST/XML, HMAC-signed): a shipment per order
 
+Who may read what (``server.auth`` validates the client's token, docs/identity.md): products
+and customers' names are public; a customer (a token with ``role: customer`` and ``sub`` their
+customer id) may read only their own email and orders; staff (``role: staff``) may read every
+customer's. The rules sit on the fields of ``Customer`` and ``Order`` themselves, so they hold
+however an order is reached: ``customer.orders``, ``order(id)``, the ``Node`` interface or the
+``SearchResult`` union, through any fragment.
+
 Every upstream is reached through a named loader, so a query costs at most one request per
 upstream per level, whatever the number of orders or lines. It is also the worked example of
 how to write a graftql schema.
@@ -16,8 +23,9 @@ import asyncio
 import base64
 import binascii
 import datetime
+from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 
@@ -26,6 +34,7 @@ from graftql import (
     Context,
     GatewaySchema,
     LoaderRegistry,
+    PrincipalPermission,
     UpstreamNotFound,
     by_key,
 )
@@ -33,6 +42,50 @@ from graftql import (
 loaders = LoaderRegistry()
 
 _MAX_PAGE = 50
+
+
+# --- who may read what ---------------------------------------------------------------------
+
+
+def _is_staff(principal: Mapping[str, Any]) -> bool:
+    return principal.get("role") == "staff"
+
+
+class CustomerSelf(PrincipalPermission):
+    """A customer's private fields: the customer themselves, or staff."""
+
+    message = "a customer may read only their own details and orders"
+
+    def allows(self, principal: Mapping[str, Any], source: Any) -> bool:
+        return _is_staff(principal) or principal.get("sub") == source.id
+
+
+class OrderOwner(PrincipalPermission):
+    """Every field of an order: the customer who placed it, or staff."""
+
+    message = "a customer may read only their own orders"
+
+    def allows(self, principal: Mapping[str, Any], source: Any) -> bool:
+        return _is_staff(principal) or principal.get("sub") == source.customer_id
+
+
+def _own_order() -> Any:
+    return strawberry.field(permission_classes=[OrderOwner])
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _guarded(permission: type[PrincipalPermission]) -> Callable[[_F], _F]:
+    """``@strawberry.field(permission_classes=[permission])``, typed as strawberry's bare
+    ``@strawberry.field`` is (mypy sees the method; strawberry makes it a field)."""
+    decorator: Callable[[_F], _F] = strawberry.field(permission_classes=[permission])
+    return decorator
+
+
+@strawberry.interface(description="An object with a global id: c1 (customer), o1, p1.")
+class Node:
+    id: strawberry.ID
 
 
 @strawberry.type(description="An amount of money in minor units (cents), never a float.")
@@ -71,8 +124,7 @@ class Review:
 
 
 @strawberry.type
-class Product:
-    id: strawberry.ID
+class Product(Node):
     name: str
     price: Money
     reviews: list[Review]
@@ -131,18 +183,20 @@ class OrderLine:
 
 
 @strawberry.type
-class Order:
-    id: strawberry.ID
-    status: OrderStatus
-    total: Money
-    created_at: datetime.date
-    lines: list[OrderLine]
+class Order(Node):
+    id: strawberry.ID = _own_order()
+    status: OrderStatus = _own_order()
+    total: Money = _own_order()
+    created_at: datetime.date = _own_order()
+    lines: list[OrderLine] = _own_order()
+    customer_id: strawberry.Private[str]
 
     @classmethod
     def from_crm(cls, raw: dict[str, Any]) -> Order:
         currency = raw["currency"]
         return cls(
             id=raw["id"],
+            customer_id=raw["customer_id"],
             status=OrderStatus(raw["status"]),
             total=Money(amount=raw["total_amount"], currency=currency),
             created_at=datetime.date.fromisoformat(raw["created_at"][:10]),
@@ -156,12 +210,12 @@ class Order:
             ],
         )
 
-    @strawberry.field  # null while the order has no payment (e.g. pending)
+    @_guarded(OrderOwner)  # null while the order has no payment (e.g. pending)
     async def payment(self, info: strawberry.Info[Context, None]) -> Payment | None:
         payment: Payment | None = await info.context.loaders["payment_by_order"].load(self.id)
         return payment
 
-    @strawberry.field  # null until the order ships
+    @_guarded(OrderOwner)  # null until the order ships
     async def shipment(self, info: strawberry.Info[Context, None]) -> Shipment | None:
         shipment: Shipment | None = await info.context.loaders["shipment_by_order"].load(self.id)
         return shipment
@@ -205,12 +259,12 @@ def _offset(cursor: str | None) -> int:
 
 
 @strawberry.type
-class Customer:
-    id: strawberry.ID
+class Customer(Node):
     name: str
-    email: str
+    # Nullable: another customer's email is null with a FORBIDDEN error, the name still shown.
+    email: str | None = strawberry.field(permission_classes=[CustomerSelf])
 
-    @strawberry.field
+    @_guarded(CustomerSelf)
     async def orders(
         self, info: strawberry.Info[Context, None], first: int = 10, after: str | None = None
     ) -> OrderConnection | None:  # nullable: a CRM failure must not null the customer
@@ -243,6 +297,31 @@ class Query:
     async def order(self, info: strawberry.Info[Context, None], id: strawberry.ID) -> Order | None:
         order: Order | None = await info.context.loaders["orders"].load(id)
         return order
+
+    @strawberry.field  # any object by its global id (c1, o1, p1)
+    async def node(self, info: strawberry.Info[Context, None], id: strawberry.ID) -> Node | None:
+        node: Node | None = await _node(info.context, id)
+        return node
+
+    @strawberry.field  # objects of any kind by their global ids, in order
+    async def search(
+        self, info: strawberry.Info[Context, None], ids: list[strawberry.ID]
+    ) -> list[SearchResult | None]:
+        if len(ids) > _MAX_PAGE:
+            raise BadUserInput(f"at most {_MAX_PAGE} ids")
+        return list(await asyncio.gather(*(_node(info.context, i) for i in ids)))
+
+
+SearchResult = Annotated[Customer | Order | Product, strawberry.union("SearchResult")]
+
+_NODE_LOADERS = {"c": "customers", "o": "orders", "p": "products"}
+
+
+async def _node(ctx: Context, id: str) -> Any:
+    loader = _NODE_LOADERS.get(id[:1])
+    if loader is None or not id[1:].isdigit():
+        return None
+    return await ctx.loaders[loader].load(id)
 
 
 # --- loaders: one batched upstream call per level --------------------------------------------
@@ -347,4 +426,4 @@ async def load_shipments(ctx: Context, order_ids: list[str]) -> list[Shipment | 
     return [Shipment.from_shipping(s) if s else None for s in found]
 
 
-schema = GatewaySchema(query=Query, loaders=loaders)
+schema = GatewaySchema(query=Query, loaders=loaders, types=[Customer, Order, Product])

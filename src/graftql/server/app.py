@@ -19,6 +19,7 @@ from graftql.server.cors import cors_middleware, websocket_origins
 from graftql.server.graphql import GraphQLEndpoint
 from graftql.server.health import healthz, readyz
 from graftql.server.http import GraphQLHTTP, HttpSettings
+from graftql.server.identity import InboundAuth
 from graftql.server.logs import audit_upstream_credentials, log_operation
 from graftql.server.metrics import GatewayMetrics
 from graftql.server.persisted import PersistedOperations
@@ -53,11 +54,13 @@ def create_app(
     strawberry_schema = gateway_schema.build(
         config.server, trusted=persisted.trusted_hashes, report=report
     )
+    identity = InboundAuth(config.server.auth) if config.server.auth is not None else None
     websocket = GraphQLEndpoint(
         strawberry_schema,
         upstreams=clients,
         loaders=gateway_schema.loaders,
         allowed_origins=websocket_origins(config.server.cors),
+        identity=identity,
     )
 
     async def context(request: Request, response: Response) -> Context:
@@ -78,6 +81,7 @@ def create_app(
             graphiql=server.graphiql_enabled,
         ),
         persisted=persisted,
+        identity=identity,
     )
 
     @asynccontextmanager
@@ -91,6 +95,8 @@ def create_app(
             if metrics is not None:
                 await metrics.stop()
             await clients.aclose()
+            if identity is not None:
+                await identity.aclose()
 
     app = Starlette(
         routes=[

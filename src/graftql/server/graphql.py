@@ -11,8 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.types.unset import UnsetType
 
 from graftql.resolvers import Context, LoaderRegistry
+from graftql.server.identity import InboundAuth, websocket_principal
 from graftql.upstreams import Upstreams
 
 __all__ = ["GraphQLEndpoint"]
@@ -28,12 +30,14 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         upstreams: Upstreams,
         loaders: LoaderRegistry,
         allowed_origins: Sequence[str] = (),
+        identity: InboundAuth | None = None,
     ) -> None:
         # A handshake from another origin's page (not the gateway's own, not one of
         # allowed_origins) is refused with 403 before it is accepted: see server/cors.py.
         super().__init__(schema, graphql_ide=None, allowed_origins=allowed_origins)
         self._upstreams = upstreams
         self._loaders = loaders
+        self._identity = identity
 
     # orjson: a response is mostly JSON encoding once the upstreams have answered.
     def decode_json(self, data: str | bytes) -> object:
@@ -53,3 +57,12 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             upstreams=self._upstreams,
             registry=self._loaders,
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """``server.auth`` for a WebSocket: the token from the ``connection_init`` payload
+        (``{"Authorization": "Bearer ..."}``), else from the handshake's header. A refused
+        one closes the connection with 4403 (graphql-transport-ws); the principal is the
+        connection's, for every operation on it."""
+        if self._identity is not None:
+            context.principal = await websocket_principal(self._identity, context)
+        return await super().on_ws_connect(context)

@@ -19,6 +19,9 @@ What a client gets, and why:
   ``deflate`` decoding, so a compression bomb stops at the limit — is 413.
 - **Batches** (a JSON array of requests) are refused unless ``server.max_batch_operations`` is
   set; then each entry is run and answered in order, and a longer batch is 413.
+- **Inbound auth** (``server.auth``, ``server/identity.py``): checked before the body is read;
+  a missing (when required), malformed, invalid or expired token is 401 with
+  ``WWW-Authenticate: Bearer``, and 503 when the identity provider's keys cannot be had.
 - **Rate limits** (``server.rate_limit``, counted per operation by a schema extension): an
   operation over the client's limit is 429 with ``Retry-After`` (whole seconds) and code
   ``RATE_LIMITED``. In a batch the operations after a refused one are refused too; the batch
@@ -51,6 +54,7 @@ from strawberry.types.graphql import OperationType
 
 from graftql.resolvers import Context
 from graftql.schema.ratelimit import OperationRateLimited
+from graftql.server.identity import InboundAuth, TokenRejected
 from graftql.server.persisted import PersistedOperations
 
 __all__ = ["GRAPHQL_RESPONSE", "JSON", "GraphQLHTTP", "HttpSettings", "negotiate"]
@@ -100,11 +104,13 @@ class GraphQLHTTP:
         context: ContextFactory,
         settings: HttpSettings,
         persisted: PersistedOperations,
+        identity: InboundAuth | None = None,
     ) -> None:
         self.schema = schema
         self._context = context
         self._settings = settings
         self._persisted = persisted
+        self._identity = identity
 
     async def handle(self, request: Request) -> Response:
         """The Starlette endpoint."""
@@ -118,10 +124,11 @@ class GraphQLHTTP:
         if method not in ("GET", "POST"):
             raise _Refused(405, "METHOD_NOT_ALLOWED", "use GET or POST", {"allow": "GET, POST"})
         headers = request.headers
-        if method == "GET" and not request.query_params and _wants_html(headers):
+        if method == "GET" and _is_page_request(request) and _wants_html(headers):
             if self._settings.graphiql:
                 return HTMLResponse(get_graphql_ide_html(graphql_ide="graphiql"))
             raise _Refused(404, "NOT_FOUND", "not found")
+        principal = await self._authenticate(request)  # before the body is read
         media = negotiate(headers.get("accept"))
         if media is None:
             raise _Refused(
@@ -144,6 +151,7 @@ class GraphQLHTTP:
                 params = _params(payload)
         response = Response()
         context = await self._context(request, response)
+        context.principal = principal
         extra: dict[str, str] = {}
         if batch is not None:
             results: list[ExecutionResult] = []
@@ -171,6 +179,15 @@ class GraphQLHTTP:
             if key not in ("content-length", "content-type"):
                 final.headers.append(key, value)
         return final
+
+    async def _authenticate(self, request: Request) -> dict[str, Any]:
+        """The client's claims (``server.auth``); {} when anonymous or auth is off."""
+        if self._identity is None:
+            return {}
+        try:
+            return await self._identity.authenticate(request.headers.get("authorization"))
+        except TokenRejected as refused:
+            raise _Refused(refused.status, refused.code, refused.message, refused.headers) from None
 
     async def _run(
         self, params: _Params, context: Context, allowed: set[OperationType]
@@ -320,6 +337,12 @@ def _parameter(parameters: str, name: str) -> str | None:
         if key.strip().lower() == name:
             return value.strip().strip('"')
     return None
+
+
+def _is_page_request(request: Request) -> bool:
+    """A browser opening the page: no operation in the query string. GraphiQL keeps its own
+    state there (``?q=...&headers=...``), so those parameters still open the page."""
+    return not any(key in request.query_params for key in ("query", "documentId", "extensions"))
 
 
 def _wants_html(headers: Headers) -> bool:

@@ -51,8 +51,9 @@ audit_logger = logging.getLogger("graftql.audit")
 _MASK = "***"
 # A secret shorter than this is not searched for: it would mask ordinary words everywhere.
 _MIN_SECRET = 4
-# A bearer token anywhere, whatever it is for.
-_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]+=*")
+# A bearer token anywhere, whatever it is for; also percent- or form-encoded in a URL (a
+# GraphiQL link with ?headers=..., an access log line).
+_BEARER = re.compile(r"(?i)(?<![a-z])(bearer(?:\s+|%20|\+))[A-Za-z0-9\-._~+/]+=*")
 # Header-like values masked to the end of the line or quote: "Authorization: Basic ...",
 # "'cookie': 'a=b; c=d'", "Set-Cookie: ...".
 _WHOLE_VALUE = re.compile(
