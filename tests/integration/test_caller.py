@@ -52,3 +52,17 @@ async def test_websocket_operations_see_the_handshake_headers() -> None:
             assert await session.execute(gql("{ who }")) == {"who": "ok"}
             assert await session.execute(gql("{ who }")) == {"who": "ok"}
     assert [c.headers["x-tenant"] if c else None for c in seen] == ["t2", "t2"]
+
+
+async def test_a_websocket_credential_from_connection_init_counts_as_the_clients() -> None:
+    seen.clear()
+    with serve(SCHEMA) as gateway:
+        transport = WebsocketsTransport(
+            url=gateway.url.replace("http", "ws", 1) + "/graphql",
+            init_payload={"Authorization": "Bearer from-init"},
+            subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+        )
+        async with Client(transport=transport) as session:
+            assert await session.execute(gql("{ who }")) == {"who": "ok"}
+    (current,) = seen
+    assert current is not None and current.headers["authorization"] == "Bearer from-init"

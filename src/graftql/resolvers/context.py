@@ -50,10 +50,15 @@ class Context:
 
     def caller(self) -> caller.Caller:
         """What the upstream layer may know of this operation's client (``upstreams.caller``)."""
-        return caller.Caller(
-            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in self.request.headers.raw},
-            principal=self.principal_id,
-        )
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in self.request.headers.raw}
+        # A WebSocket client sends its credential in connection_init (browsers cannot set
+        # handshake headers): it is the client's Authorization all the same, for forwarding.
+        token = (self.connection_params or {}).get("Authorization") or (
+            self.connection_params or {}
+        ).get("authorization")
+        if isinstance(token, str) and "authorization" not in headers:
+            headers["authorization"] = token
+        return caller.Caller(headers=headers, principal=self.principal_id)
 
 
 def principal_id(principal: Mapping[str, Any]) -> str:
