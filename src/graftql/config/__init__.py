@@ -20,6 +20,7 @@ from graftql.config.auth import (
     HmacAuth,
     OAuth2ClientCredentials,
 )
+from graftql.config.cache import CacheConfig, CacheDefaults, EndpointCacheConfig
 from graftql.config.gateway import GatewayConfig, RedisConfig, errors_of, load_config, parse_config
 from graftql.config.server import (
     CorsConfig,
@@ -46,7 +47,10 @@ __all__ = [
     "BearerAuth",
     "BreakerConfig",
     "BulkheadConfig",
+    "CacheConfig",
+    "CacheDefaults",
     "CorsConfig",
+    "EndpointCacheConfig",
     "EndpointConfig",
     "GatewayConfig",
     "HmacAuth",

@@ -46,6 +46,7 @@ _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _TYPES = ("query", "mutation", "subscription")
 _OUTCOMES = ("ok", "error", "request_error")
 _BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+_CACHE_OUTCOMES = ("hit", "miss", "stale", "revalidated", "bypass")
 # How often each worker writes its gauges in multiprocess mode.
 _REFRESH_SECONDS = 5.0
 
@@ -159,6 +160,12 @@ class GatewayMetrics:
             "OAuth2 token fetches by outcome (fetched, failed).",
             ["upstream", "outcome"],
         )
+        self.cache = counter(
+            "graftql_upstream_cache",
+            "Response cache lookups by outcome: hit, miss, stale (served stale: revalidating "
+            "in the background or stale-if-error), revalidated (a 304), bypass (backend down).",
+            ["upstream", "outcome"],
+        )
         # Children by label values: .labels() costs more than the increment itself.
         self._operation_children: dict[tuple[str, str], Any] = {}
         self._operation_seconds_children: dict[str, Any] = {}
@@ -178,6 +185,9 @@ class GatewayMetrics:
             self.fallbacks.labels(name)
             self.dedup_joins.labels(name)
             self.rate_limit_wait.labels(name)
+            if upstream.cache is not None:
+                for outcome in _CACHE_OUTCOMES:
+                    self.cache.labels(name, outcome)
             if upstream.breaker is not None:
                 for state in _BREAKER_STATES:
                     self.breaker_transitions.labels(name, state)
@@ -246,6 +256,10 @@ class GatewayMetrics:
             self.rejections.labels(upstream, str(fields.get("by"))).inc()
         elif event == "fallback":
             self.fallbacks.labels(upstream).inc()
+        elif event == "cache":
+            outcome = str(fields.get("outcome"))
+            if outcome in _CACHE_OUTCOMES:
+                self.cache.labels(upstream, outcome).inc()
         elif event == "token":
             self.token_fetches.labels(upstream, str(fields.get("outcome"))).inc()
 

@@ -4,9 +4,10 @@
 through ``emit``. Events: ``attempt`` (attempt, method, outcome: "ok" or the error code,
 status, seconds), ``retry`` (attempt, delay, reason), ``breaker`` (state),
 ``rate_limit_wait`` (seconds), ``rejected`` (by: bulkhead | rate_limit), ``fallback``
-(loader or field, reason), ``token`` (outcome: fetched | failed, for OAuth2 token fetches). A
-listener must be quick; if it raises, the error is logged and the call that emitted the event
-goes on as if nothing happened.
+(loader or field, reason), ``token`` (outcome: fetched | failed, for OAuth2 token fetches),
+``cache`` (outcome: hit | miss | stale | revalidated | bypass, scope: service | principal,
+and for stale and bypass a reason). A listener must be quick; if it raises, the error is
+logged and the call that emitted the event goes on as if nothing happened.
 """
 
 from __future__ import annotations
