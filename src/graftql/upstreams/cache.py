@@ -205,6 +205,7 @@ class ResponseCache:
             ):
                 self._emit("stale", scope, reason=error.code)
                 return entry.response(request)
+            self._emit("miss", scope)  # looked up, nothing served from the cache
             raise
         return await self._settle(
             key, request, outgoing, response, entry, generations, policy, scope
