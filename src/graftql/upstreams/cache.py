@@ -46,11 +46,13 @@ from graftql.errors import (
 from graftql.upstreams import caller, deadline
 from graftql.upstreams.cache_redis import RedisBackend
 from graftql.upstreams.cache_store import (
+    DROPPED,
     Backend,
     BackendUnavailable,
     Entry,
     MemoryBackend,
     directives,
+    head,
     lifetime,
     seconds,
 )
@@ -266,10 +268,11 @@ class ResponseCache:
         """The entry to store for ``response``, or None when it must not be stored."""
         if response.status_code not in _STORABLE or len(response.content) > policy.max_entry_bytes:
             return None
-        control = directives(response.headers.get("cache-control"))
-        if "no-store" in control or response.headers.get("vary", "").strip() == "*":
+        headers = head(response)
+        control = directives(headers.get("cache-control"))
+        if "no-store" in control or headers.get("vary", "").strip() == "*":
             return None
-        private = "private" in control or "set-cookie" in response.headers
+        private = "private" in control or "set-cookie" in headers
         if private and scope != "principal":
             return None
         if sent.method == "POST" and b'"errors"' in response.content:
@@ -282,10 +285,11 @@ class ResponseCache:
         sie = seconds(control.get("stale-if-error"))
         entry = Entry.of(
             response,
+            headers,
             now=self.clock(),
             fresh_for=0.0
             if revalidate
-            else lifetime(response, control, shared=scope == "service", default=policy.ttl),
+            else lifetime(headers, control, shared=scope == "service", default=policy.ttl),
             stale_while_revalidate=0.0
             if strict
             else (swr if swr is not None else policy.stale_while_revalidate),
@@ -305,14 +309,14 @@ class ResponseCache:
         """``entry`` after a 304: the 304's headers replace the stored ones, times restart."""
         headers = httpx.Headers(entry.headers)
         for name, value in response.headers.items():
-            if name.lower() not in ("content-length", "content-encoding", "transfer-encoding"):
+            if name not in DROPPED:
                 headers[name] = value
-        merged = httpx.Response(entry.status, headers=headers, content=entry.body)
-        control = directives(merged.headers.get("cache-control"))
+        merged = dict(headers.items())
+        control = directives(merged.get("cache-control"))
         revalidate = "no-cache" in control
         return Entry(
             entry.status,
-            [(k, v) for k, v in merged.headers.multi_items() if k != "content-length"],
+            list(headers.multi_items()),
             entry.body,
             self.clock(),
             0.0
@@ -322,8 +326,8 @@ class ResponseCache:
             entry.stale_if_error,
             revalidate,
             generations,
-            merged.headers.get("etag"),
-            merged.headers.get("last-modified"),
+            merged.get("etag"),
+            merged.get("last-modified"),
         )
 
     async def _put(self, key: str, entry: Entry, policy: CachePolicy) -> None:

@@ -24,17 +24,19 @@ import httpx
 import orjson
 
 __all__ = [
+    "DROPPED",
     "Backend",
     "BackendUnavailable",
     "Entry",
     "MemoryBackend",
     "directives",
+    "head",
     "lifetime",
 ]
 
 # Not kept with an entry: they describe one connection or one exchange, or (Set-Cookie) hand a
 # session to whoever receives them. The body is stored decoded, so its encoding goes too.
-_DROPPED = frozenset(
+DROPPED = frozenset(
     {
         "connection",
         "keep-alive",
@@ -83,19 +85,30 @@ def seconds(value: str | None) -> float | None:
     return float(max(number, 0))
 
 
+def head(response: httpx.Response) -> dict[str, str]:
+    """The answer's headers as a plain dict, names in lower case (httpx's lookups cost more
+    than the rest of the cache's work)."""
+    return dict(response.headers.items())
+
+
 def lifetime(
-    response: httpx.Response, control: Mapping[str, str | None], *, shared: bool, default: float
+    headers: Mapping[str, str],
+    control: Mapping[str, str | None],
+    *,
+    shared: bool,
+    default: float,
 ) -> float:
     """Seconds the answer stays fresh: ``s-maxage`` (shared entries only), ``max-age``,
-    ``Expires`` (against ``Date``), else the configured ``default``; minus ``Age``."""
+    ``Expires`` (against ``Date``), else the configured ``default``; minus ``Age``.
+    ``headers``: names in lower case (``head``)."""
     fresh = seconds(control.get("s-maxage")) if shared else None
     if fresh is None:
         fresh = seconds(control.get("max-age"))
-    if fresh is None and "expires" in response.headers:
-        fresh = _expires(response.headers["expires"], response.headers.get("date"))
+    if fresh is None and "expires" in headers:
+        fresh = _expires(headers["expires"], headers.get("date"))
     if fresh is None:
         return default
-    age = seconds(response.headers.get("age")) or 0.0
+    age = seconds(headers.get("age")) or 0.0
     return max(fresh - age, 0.0)
 
 
@@ -131,6 +144,7 @@ class Entry:
     def of(
         cls,
         response: httpx.Response,
+        headers: Mapping[str, str],
         *,
         now: float,
         fresh_for: float,
@@ -139,10 +153,10 @@ class Entry:
         revalidate: bool,
         generations: tuple[int, ...],
     ) -> Entry:
-        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _DROPPED]
+        """``headers``: the answer's, from ``head``."""
         return cls(
             response.status_code,
-            headers,
+            [(k, v) for k, v in response.headers.multi_items() if k not in DROPPED],
             response.content,
             now,
             fresh_for,
@@ -150,8 +164,8 @@ class Entry:
             stale_if_error,
             revalidate,
             generations,
-            response.headers.get("etag"),
-            response.headers.get("last-modified"),
+            headers.get("etag"),
+            headers.get("last-modified"),
         )
 
     @property
