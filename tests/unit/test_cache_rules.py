@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
 from graftql.config import parse_config
@@ -80,10 +79,6 @@ def test_cache_control_directives() -> None:
     assert directives(None) == {}
 
 
-def response(**headers: str) -> httpx.Response:
-    return httpx.Response(200, headers=headers)
-
-
 @pytest.mark.parametrize(
     ("headers", "shared", "expected"),
     [
@@ -103,7 +98,7 @@ def response(**headers: str) -> httpx.Response:
 )
 def test_freshness(headers: dict[str, str], shared: bool, expected: float) -> None:
     control = directives(headers.get("cache-control"))
-    assert lifetime(response(**headers), control, shared=shared, default=30.0) == expected
+    assert lifetime(headers, control, shared=shared, default=30.0) == expected
 
 
 def test_an_entry_survives_the_trip_through_bytes() -> None:
