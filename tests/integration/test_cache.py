@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -19,7 +20,7 @@ import redis.asyncio as aioredis
 
 from graftql.config import parse_config
 from graftql.errors import UpstreamBadResponse, UpstreamNotFound, UpstreamUnavailable
-from graftql.testing import Call, ChaosUpstream, Latency, Respond
+from graftql.testing import Call, ChaosUpstream, Hang, Latency, Respond
 from graftql.testing._http import ReceivedRequest
 from graftql.upstreams import ResponseCache, Upstreams, caller, events
 
@@ -342,6 +343,19 @@ async def test_stale_if_error_serves_the_last_good_answer_until_its_window_ends(
     assert outcomes == ["miss", "stale", "stale", "miss"]
 
 
+async def test_stale_if_error_covers_a_timeout(
+    make: Make, chaos: ChaosUpstream, clock: Clock, outcomes: list[str]
+) -> None:
+    route = chaos.route("GET /items")
+    route.queue(Respond(json={"good": True}))
+    route.always(Hang())
+    svc = make({"ttl": 10, "stale_if_error": 60}, timeout=0.2).rest("svc")
+    assert await svc.get("/items") == {"good": True}
+    clock.advance(30)
+    assert await svc.get("/items") == {"good": True}
+    assert outcomes == ["miss", "stale"]
+
+
 async def test_stale_if_error_does_not_hide_a_404(
     make: Make, chaos: ChaosUpstream, clock: Clock
 ) -> None:
@@ -549,6 +563,39 @@ async def test_without_redis_calls_bypass_the_cache_and_succeed(
         assert await upstreams.cache_status() == "degraded"
     finally:
         await upstreams.aclose()
+
+
+async def test_a_hanging_redis_costs_one_timeout_then_calls_bypass_it(
+    chaos: ChaosUpstream, outcomes: list[str]
+) -> None:
+    """Redis that accepts no connection (a full accept queue): the first lookup waits
+    ``redis.timeout``, then calls skip Redis for a while instead of waiting again."""
+    chaos.route("GET /i", Respond(json={}))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=1)
+    config = parse_config(
+        {
+            "schema": "tests:unused",
+            "redis": {"url": f"redis://127.0.0.1:{port}/0", "timeout": 0.25},
+            "upstreams": {"svc": {"kind": "rest", "url": chaos.url, "cache": {"backend": "redis"}}},
+        }
+    )
+    upstreams = Upstreams.from_config(config)
+    try:
+        started = time.monotonic()
+        for i in range(10):
+            await upstreams.rest("svc").get("/i", params={"i": i})
+        elapsed = time.monotonic() - started
+    finally:
+        await upstreams.aclose()
+        filler.close()
+        listener.close()
+    assert chaos.total == 10
+    assert outcomes == ["bypass"] * 10
+    assert 0.25 <= elapsed < 1.5  # one redis.timeout (0.25 s), not ten (2.5 s)
 
 
 def _prefix() -> str:

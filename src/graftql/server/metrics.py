@@ -171,6 +171,7 @@ class GatewayMetrics:
         self._operation_seconds_children: dict[str, Any] = {}
         self._request_children: dict[tuple[str, str, str], Any] = {}
         self._request_seconds_children: dict[str, Any] = {}
+        self._cache_children: dict[tuple[str, str], Any] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -257,9 +258,13 @@ class GatewayMetrics:
         elif event == "fallback":
             self.fallbacks.labels(upstream).inc()
         elif event == "cache":
-            outcome = str(fields.get("outcome"))
-            if outcome in _CACHE_OUTCOMES:
-                self.cache.labels(upstream, outcome).inc()
+            looked = (upstream, str(fields.get("outcome")))
+            child = self._cache_children.get(looked)
+            if child is None:
+                if looked[1] not in _CACHE_OUTCOMES:
+                    return
+                child = self._cache_children[looked] = self.cache.labels(*looked)
+            child.inc()
         elif event == "token":
             self.token_fetches.labels(upstream, str(fields.get("outcome"))).inc()
 

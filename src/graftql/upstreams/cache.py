@@ -277,31 +277,36 @@ class ResponseCache:
             return None
         if sent.method == "POST" and b'"errors"' in response.content:
             return None  # a GraphQL answer with errors (or one we cannot tell from it)
-        if scope == "service" and self._forwarded(sent):
-            return None  # the pipeline put the client's own credential on it after all
         revalidate = "no-cache" in control
         strict = revalidate or "must-revalidate" in control or "proxy-revalidate" in control
         swr = seconds(control.get("stale-while-revalidate"))
         sie = seconds(control.get("stale-if-error"))
-        entry = Entry.of(
+        fresh_for = (
+            0.0
+            if revalidate
+            else lifetime(headers, control, shared=scope == "service", default=policy.ttl)
+        )
+        if strict:
+            swr = sie = 0.0
+        swr = policy.stale_while_revalidate if swr is None else swr
+        sie = policy.stale_if_error if sie is None else sie
+        validators = "etag" in headers or "last-modified" in headers
+        if revalidate and not validators:
+            return None  # it could never be used
+        if fresh_for + max(swr, sie, policy.ttl if validators else 0.0) <= 0:
+            return None  # Entry.keep_for: nothing to keep it for
+        if scope == "service" and self._forwarded(sent):
+            return None  # the pipeline put the client's own credential on it after all
+        return Entry.of(
             response,
             headers,
             now=self.clock(),
-            fresh_for=0.0
-            if revalidate
-            else lifetime(headers, control, shared=scope == "service", default=policy.ttl),
-            stale_while_revalidate=0.0
-            if strict
-            else (swr if swr is not None else policy.stale_while_revalidate),
-            stale_if_error=0.0 if strict else (sie if sie is not None else policy.stale_if_error),
+            fresh_for=fresh_for,
+            stale_while_revalidate=swr,
+            stale_if_error=sie,
             revalidate=revalidate,
             generations=generations,
         )
-        if revalidate and not entry.validators:
-            return None  # it could never be used
-        if entry.keep_for(policy.ttl) <= 0:
-            return None
-        return entry
 
     def _refreshed(
         self, entry: Entry, response: httpx.Response, generations: tuple[int, ...], scope: str
