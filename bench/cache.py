@@ -1,8 +1,8 @@
 """The response cache on the storefront query: upstream calls and requests/s, cache cold vs warm.
 
 Not part of ``run.py``. The four demo services run in one process (``storefront.py``, 5 ms per
-counted call) and one ``graftql serve --env production`` process runs the demo's gateway.yaml
-three ways, as three processes side by side (ports 8135-8137):
+counted call, ports 8131-8134) and three ``graftql serve --env production`` processes run the
+demo's gateway.yaml side by side (ports 8135-8137):
 
 - ``off``: no ``cache:`` block (the baseline);
 - ``cold``: every upstream has ``cache: {ttl: 0}``, so every lookup misses and nothing is stored
@@ -11,9 +11,10 @@ three ways, as three processes side by side (ports 8135-8137):
   by the first query.
 
 For each: the upstream calls (services' ``/__stats``) of the first query and of 50 sequential
-queries after it. Then ``--rounds`` rounds in which each gateway in turn gets a closed loop of
-``--concurrency`` clients for ``--duration`` seconds (every answer checked against the expected
-one); interleaving makes a noisy shared machine hit all three alike; req/s is the median.
+queries after it; the median latency of one query at a time (the gateways take turns). Then
+``--rounds`` rounds in which each gateway in turn gets a closed loop of ``--concurrency``
+clients for ``--duration`` seconds (every answer checked against the expected one);
+interleaving makes a noisy shared machine hit all three alike; req/s is the median.
 ``python bench/cache.py`` takes about 30 s.
 """
 
@@ -118,6 +119,21 @@ def count(mode: str, urls: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def latency() -> dict[str, float]:
+    """Median ms of one query at a time; the gateways take turns, so noise hits all alike."""
+    expected = storefront.expected_answer()
+    query = {"query": EXAMPLE_QUERY}
+    seen: dict[str, list[float]] = {mode: [] for mode in MODES}
+    with httpx.Client(timeout=10, trust_env=False) as client:
+        for _ in range(SEQUENTIAL):
+            for mode in MODES:
+                started = time.perf_counter()
+                answer = client.post(f"http://127.0.0.1:{PORTS[mode]}/graphql", json=query)
+                seen[mode].append((time.perf_counter() - started) * 1000)
+                assert answer.json() == expected
+    return {mode: round(statistics.median(ms), 2) for mode, ms in seen.items()}
+
+
 def throughput(args: argparse.Namespace, pids: dict[str, int]) -> dict[str, dict[str, Any]]:
     expected = storefront.expected_answer()
     rates: dict[str, list[float]] = {mode: [] for mode in MODES}
@@ -170,6 +186,9 @@ def main() -> None:
         for mode, gateway in zip(MODES, gateways, strict=True):
             procs.wait_port(PORTS[mode], 20, gateway)
         results = [count(mode, urls) for mode in MODES]
+        medians = latency()
+        for result in results:
+            result["sequential_p50_ms"] = medians[result["mode"]]
         reset(urls)
         rates = throughput(args, {m: g.pid for m, g in zip(MODES, gateways, strict=True)})
         for result in results:
@@ -180,13 +199,14 @@ def main() -> None:
             process.wait(10)
     print(f"\nstorefront query, services {storefront.LATENCY_MS} ms per call, c={args.concurrency}")
     print(
-        "| cache | upstream calls, first query | calls/query after it | req/s (median) "
-        "| gateway CPU ms/query | wrong |"
+        "| cache | upstream calls, first query | calls/query after it | p50 ms, c=1 "
+        "| req/s (median) | gateway CPU ms/query | wrong |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         print(
-            f"| {r['mode']} | {r['first_query_calls']} | {r['calls_per_query']} | {r['rps']} "
+            f"| {r['mode']} | {r['first_query_calls']} | {r['calls_per_query']} "
+            f"| {r['sequential_p50_ms']} | {r['rps']} "
             f"| {r['cpu_ms_per_query']} | {r['wrong']} of {r['requests']} |"
         )
     out = BENCH / "results" / f"cache-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
