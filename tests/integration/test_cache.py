@@ -151,6 +151,21 @@ async def test_with_service_credentials_the_second_call_is_a_hit(
     assert outcomes == ["miss", "hit"]
 
 
+async def test_the_upstreams_own_configured_key_header_is_service_scope(
+    make: Make, chaos: ChaosUpstream, outcomes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A credential in the upstream's static ``headers:`` is the gateway's, the same for every
+    caller: it does not make the entry per credential (but a per-call one does)."""
+    monkeypatch.setenv("SVC_KEY", "the-service-key")
+    chaos.route("GET /items", Respond(json={}))
+    svc = make(headers={"X-Api-Key": "${SVC_KEY}"}).rest("svc")
+    await svc.get("/items")
+    await svc.get("/items")
+    await svc.get("/items", headers={"X-Api-Key": "a-users-key"})
+    assert [r.headers["x-api-key"] for r in chaos.requests] == ["the-service-key", "a-users-key"]
+    assert outcomes == ["miss", "hit", "miss"]
+
+
 async def test_a_forwarded_credential_keeps_each_users_answer_their_own(
     make: Make, chaos: ChaosUpstream, outcomes: list[str]
 ) -> None:
@@ -465,6 +480,34 @@ async def test_a_write_invalidates_its_endpoints_tags(make: Make, chaos: ChaosUp
     await upstreams.invalidate("products")  # as a resolver or a webhook would
     await svc.get("/products/{id}", id="p1")
     assert chaos.counts == {"GET /products/*": 3, "GET /other": 1, "POST /products/*": 1}
+
+
+async def test_a_graphql_mutation_invalidates_the_queries_it_names(
+    make: Make, chaos: ChaosUpstream
+) -> None:
+    chaos.route("POST /graphql", Respond(json={"data": {"x": 1}}))
+    upstreams = make(
+        kind="graphql",
+        path="/graphql",
+        endpoints=[
+            {"match": "query Products", "cache": {"tags": ["products"]}},
+            {"match": "mutation *", "cache": {"tags": ["products"]}},
+        ],
+    )
+    gql = upstreams.graphql("svc")
+    for _ in range(2):
+        await gql.execute("query Products { x }")
+        await gql.execute("query Other { x }")
+    await gql.execute("mutation Rename { x }")
+    await gql.execute("query Products { x }")
+    await gql.execute("query Other { x }")
+    queries = [r.json()["query"] for r in chaos.requests]
+    assert queries == [
+        "query Products { x }",
+        "query Other { x }",
+        "mutation Rename { x }",
+        "query Products { x }",
+    ]
 
 
 async def test_an_endpoint_can_change_the_ttl_or_turn_caching_off(
