@@ -23,6 +23,7 @@ from graftql.errors import UpstreamBadResponse, UpstreamNotFound, UpstreamUnavai
 from graftql.testing import Call, ChaosUpstream, Hang, Latency, Respond
 from graftql.testing._http import ReceivedRequest
 from graftql.upstreams import ResponseCache, Upstreams, caller, events
+from graftql.upstreams.cache_store import Entry
 
 REDIS = "redis://127.0.0.1:6379/0"
 
@@ -253,6 +254,18 @@ async def test_no_store_private_and_unvalidatable_no_cache_are_not_cached(
     assert chaos.total == 2
 
 
+async def test_set_cookie_answers_and_large_ones_are_not_shared(
+    make: Make, chaos: ChaosUpstream
+) -> None:
+    chaos.route("GET /session", Respond(json={}, headers={"Set-Cookie": "sid=abc"}))
+    chaos.route("GET /big", Respond(json={"x": "y" * 100}))
+    svc = make({"max_entry_bytes": 50}).rest("svc")
+    for _ in range(2):
+        await svc.get("/session")
+        await svc.get("/big")
+    assert chaos.counts == {"GET /session": 2, "GET /big": 2}
+
+
 async def test_private_answers_are_cached_per_credential(make: Make, chaos: ChaosUpstream) -> None:
     chaos.route("GET /me", Respond(json={}, headers={"Cache-Control": "private, max-age=60"}))
     svc = make().rest("svc")
@@ -423,6 +436,7 @@ async def test_must_revalidate_forbids_serving_stale(
 
 async def test_errors_and_writes_are_never_cached(make: Make, chaos: ChaosUpstream) -> None:
     chaos.route("GET /broken").queue(Respond(500, json={})).always(Respond(json={"ok": True}))
+    chaos.route("GET /missing", Respond(404, json={}))
     chaos.route("POST /orders", Respond(json={"id": 1}))
     chaos.route("PUT /orders/1", Respond(json={"id": 1}))
     svc = make().rest("svc")
@@ -430,9 +444,17 @@ async def test_errors_and_writes_are_never_cached(make: Make, chaos: ChaosUpstre
         await svc.get("/broken")
     assert await svc.get("/broken") == {"ok": True}  # the 500 was not kept
     for _ in range(2):
+        with pytest.raises(UpstreamNotFound):
+            await svc.get("/missing")
+    for _ in range(2):
         await svc.request("POST", "/orders", json_body={"x": 1})
         await svc.request("PUT", "/orders/1", json_body={"x": 1})
-    assert chaos.counts == {"GET /broken": 2, "POST /orders": 2, "PUT /orders/1": 2}
+    assert chaos.counts == {
+        "GET /broken": 2,
+        "GET /missing": 2,
+        "POST /orders": 2,
+        "PUT /orders/1": 2,
+    }
 
 
 async def test_graphql_queries_are_cached_mutations_and_errors_are_not(
@@ -639,6 +661,33 @@ async def test_a_hanging_redis_costs_one_timeout_then_calls_bypass_it(
     assert chaos.total == 10
     assert outcomes == ["bypass"] * 10
     assert 0.25 <= elapsed < 1.5  # one redis.timeout (0.25 s), not ten (2.5 s)
+
+
+async def test_an_unreadable_redis_entry_is_a_miss(chaos: ChaosUpstream) -> None:
+    need_redis()
+    chaos.route("GET /items", Respond(json={"ok": True}))
+    prefix = _prefix()
+    config = parse_config(
+        {
+            "schema": "tests:unused",
+            "redis": {"key_prefix": prefix},
+            "upstreams": {"svc": {"kind": "rest", "url": chaos.url, "cache": {"backend": "redis"}}},
+        }
+    )
+    upstreams = Upstreams.from_config(config)
+    client = aioredis.Redis.from_url(REDIS)
+    try:
+        await upstreams.rest("svc").get("/items")
+        keys = [key async for key in client.scan_iter(match=f"{prefix}cache:*")]
+        assert len(keys) == 1
+        await client.set(keys[0], b"\xff\x00 not an entry")
+        assert await upstreams.rest("svc").get("/items") == {"ok": True}
+        assert chaos.total == 2
+        assert Entry.loads(await client.get(keys[0]))  # the fresh answer replaced it
+    finally:
+        await upstreams.aclose()
+        await client.delete(*[key async for key in client.scan_iter(match=f"{prefix}*")])
+        await client.aclose()
 
 
 def _prefix() -> str:
