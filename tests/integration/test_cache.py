@@ -7,6 +7,7 @@ Time is an injected clock moved by hand: no test sleeps for a TTL.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import time
@@ -631,7 +632,7 @@ async def test_without_redis_calls_bypass_the_cache_and_succeed(
 
 
 async def test_a_hanging_redis_costs_one_timeout_then_calls_bypass_it(
-    chaos: ChaosUpstream, outcomes: list[str]
+    chaos: ChaosUpstream, outcomes: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Redis that accepts no connection (a full accept queue): the first lookup waits
     ``redis.timeout``, then calls skip Redis for a while instead of waiting again."""
@@ -651,8 +652,9 @@ async def test_a_hanging_redis_costs_one_timeout_then_calls_bypass_it(
     upstreams = Upstreams.from_config(config)
     try:
         started = time.monotonic()
-        for i in range(10):
-            await upstreams.rest("svc").get("/i", params={"i": i})
+        with caplog.at_level(logging.WARNING, logger="graftql.upstreams"):
+            for i in range(10):
+                await upstreams.rest("svc").get("/i", params={"i": i})
         elapsed = time.monotonic() - started
     finally:
         await upstreams.aclose()
@@ -661,6 +663,11 @@ async def test_a_hanging_redis_costs_one_timeout_then_calls_bypass_it(
     assert chaos.total == 10
     assert outcomes == ["bypass"] * 10
     assert 0.25 <= elapsed < 1.5  # one redis.timeout (0.25 s), not ten (2.5 s)
+    warnings = [r.getMessage() for r in caplog.records if "response cache" in r.getMessage()]
+    assert warnings == [  # once, not once per call
+        "redis unavailable (read the response cache: TimeoutError); "
+        "upstream calls bypass the response cache"
+    ]
 
 
 async def test_an_unreadable_redis_entry_is_a_miss(chaos: ChaosUpstream) -> None:
