@@ -22,6 +22,7 @@ from graftql.config.auth import (
     HmacAuth,
     OAuth2ClientCredentials,
 )
+from graftql.config.cache import CacheConfig, CacheDefaults, EndpointCacheConfig
 from graftql.config.gateway import GatewayConfig, RedisConfig, errors_of, load_config, parse_config
 from graftql.config.identity import InboundAuthConfig
 from graftql.config.server import (
@@ -51,7 +52,10 @@ __all__ = [
     "BearerAuth",
     "BreakerConfig",
     "BulkheadConfig",
+    "CacheConfig",
+    "CacheDefaults",
     "CorsConfig",
+    "EndpointCacheConfig",
     "EndpointConfig",
     "ForwardAuth",
     "GatewayConfig",

@@ -21,6 +21,7 @@ from pydantic import (
 
 from graftql.config._base import _Model
 from graftql.config.auth import AUTH_MODELS
+from graftql.config.cache import CacheDefaults, resolve_backends
 from graftql.config.server import ServerConfig
 from graftql.config.upstream import UpstreamConfig
 from graftql.errors import ConfigError
@@ -56,6 +57,7 @@ class GatewayConfig(_Model):
     schema_: EnvStr = Field(alias="schema", description="module.path:attribute of the schema")
     server: ServerConfig = Field(default_factory=ServerConfig)
     redis: RedisConfig | None = None
+    cache: CacheDefaults | None = None  # the response cache's default backend
     upstreams: dict[str, UpstreamConfig] = Field(default_factory=dict)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -77,9 +79,14 @@ class GatewayConfig(_Model):
 
     @model_validator(mode="after")
     def _shared_needs_redis(self) -> GatewayConfig:
+        upstreams = resolve_backends(self.cache, self.upstreams)
+        if upstreams is not self.upstreams:
+            object.__setattr__(self, "upstreams", upstreams)  # frozen; still being built
         if self.redis is not None:
             return self
         problems: list[dict[str, tuple[str, ...]]] = []
+        if self.cache is not None and self.cache.backend == "redis":
+            problems.append({"loc": ("cache", "backend")})
         if self.server.rate_limit is not None and self.server.rate_limit.shared:
             problems.append({"loc": ("server", "rate_limit", "shared")})
         for name, upstream in self.upstreams.items():
@@ -87,6 +94,8 @@ class GatewayConfig(_Model):
                 problems.append({"loc": ("upstreams", name, "breaker", "shared")})
             if upstream.rate_limit is not None and upstream.rate_limit.shared:
                 problems.append({"loc": ("upstreams", name, "rate_limit", "shared")})
+            if upstream.cache is not None and upstream.cache.backend == "redis":
+                problems.append({"loc": ("upstreams", name, "cache", "backend")})
         if problems:
             raise ValidationError.from_exception_data(
                 "GatewayConfig",

@@ -15,6 +15,7 @@ from pydantic import (
 
 from graftql.config._base import SENSITIVE_HEADER, _http_url, _Model, key_error
 from graftql.config.auth import AuthConfig, ForwardAuth
+from graftql.config.cache import CacheConfig, EndpointCacheConfig
 from graftql.config.headers import DEFAULT_IDENTITY_HEADERS, forwardable, identity_problem
 from graftql.config.tls import TlsConfig
 from graftql.references import EnvStr, Secret, environ_of, expand_env, is_reference
@@ -104,6 +105,7 @@ class EndpointConfig(_Model):
     read_timeout: float | None = Field(None, gt=0, le=600)
     retry: RetryOverride | None = None
     dedup: bool | None = None
+    cache: EndpointCacheConfig | None = None  # docs/caching.md
 
     @field_validator("match")
     @classmethod
@@ -146,6 +148,7 @@ class UpstreamConfig(_Model):
     # /healthz; default: the upstream URL itself.
     health_path: str | None = Field(None, pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
     xml: XmlConfig = Field(default_factory=XmlConfig)
+    cache: CacheConfig | None = None  # the response cache, off unless given (docs/caching.md)
     endpoints: list[EndpointConfig] = Field(default_factory=list)
 
     _check_url = field_validator("url")(lambda v: _http_url(v))

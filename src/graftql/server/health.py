@@ -45,6 +45,9 @@ async def readyz(request: Request) -> JSONResponse:
     if upstreams.shared is not None:
         # Not a reason to be unready: without Redis each replica keeps its own policies.
         body["redis"] = "up" if await upstreams.shared.ping() else "down"
+    cache = await upstreams.cache_status()
+    if cache is not None:  # degraded: calls bypass the cache; they still succeed
+        body["cache"] = cache
     return JSONResponse(
         body,
         status_code=200 if ready else 503,

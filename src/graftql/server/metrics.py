@@ -46,6 +46,7 @@ _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _TYPES = ("query", "mutation", "subscription")
 _OUTCOMES = ("ok", "error", "request_error")
 _BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+_CACHE_OUTCOMES = ("hit", "miss", "stale", "revalidated", "bypass")
 # How often each worker writes its gauges in multiprocess mode.
 _REFRESH_SECONDS = 5.0
 
@@ -159,11 +160,18 @@ class GatewayMetrics:
             "OAuth2 token fetches by outcome (fetched, failed).",
             ["upstream", "outcome"],
         )
+        self.cache = counter(
+            "graftql_upstream_cache",
+            "Response cache lookups by outcome: hit, miss, stale (served stale: revalidating "
+            "in the background or stale-if-error), revalidated (a 304), bypass (backend down).",
+            ["upstream", "outcome"],
+        )
         # Children by label values: .labels() costs more than the increment itself.
         self._operation_children: dict[tuple[str, str], Any] = {}
         self._operation_seconds_children: dict[str, Any] = {}
         self._request_children: dict[tuple[str, str, str], Any] = {}
         self._request_seconds_children: dict[str, Any] = {}
+        self._cache_children: dict[tuple[str, str], Any] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -178,6 +186,9 @@ class GatewayMetrics:
             self.fallbacks.labels(name)
             self.dedup_joins.labels(name)
             self.rate_limit_wait.labels(name)
+            if upstream.cache is not None:
+                for outcome in _CACHE_OUTCOMES:
+                    self.cache.labels(name, outcome)
             if upstream.breaker is not None:
                 for state in _BREAKER_STATES:
                     self.breaker_transitions.labels(name, state)
@@ -246,6 +257,14 @@ class GatewayMetrics:
             self.rejections.labels(upstream, str(fields.get("by"))).inc()
         elif event == "fallback":
             self.fallbacks.labels(upstream).inc()
+        elif event == "cache":
+            looked = (upstream, str(fields.get("outcome")))
+            child = self._cache_children.get(looked)
+            if child is None:
+                if looked[1] not in _CACHE_OUTCOMES:
+                    return
+                child = self._cache_children[looked] = self.cache.labels(*looked)
+            child.inc()
         elif event == "token":
             self.token_fetches.labels(upstream, str(fields.get("outcome"))).inc()
 

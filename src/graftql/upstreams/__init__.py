@@ -6,7 +6,7 @@ Nothing here knows about GraphQL execution; resolvers and loaders call these cli
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import httpx
 
@@ -14,6 +14,7 @@ from graftql.config import GatewayConfig
 from graftql.errors import UnknownName
 from graftql.upstreams import deadline, events
 from graftql.upstreams.base import Probe, Upstream
+from graftql.upstreams.cache import ResponseCache, distinct_backends
 from graftql.upstreams.graphql import GraphQLUpstream, UpstreamGraphQLErrors
 from graftql.upstreams.rest import RestUpstream, encode_segment, expand_path
 from graftql.upstreams.shared import SharedState
@@ -21,6 +22,7 @@ from graftql.upstreams.shared import SharedState
 __all__ = [
     "GraphQLUpstream",
     "Probe",
+    "ResponseCache",
     "RestUpstream",
     "SharedState",
     "Upstream",
@@ -84,6 +86,34 @@ class Upstreams(Mapping[str, Upstream]):
 
     def graphql(self, name: str) -> GraphQLUpstream:
         return self._typed(name, GraphQLUpstream)
+
+    @property
+    def caches(self) -> list[ResponseCache]:
+        """The response caches of the upstreams that have one."""
+        return [u.cache for u in self._upstreams.values() if u.cache is not None]
+
+    async def invalidate(self, *tags: str) -> None:
+        """Drop every cached answer carrying any of ``tags``, on every upstream (and, with the
+        Redis backend, on every replica). For resolvers after a write the configuration does
+        not know about, and for webhooks that announce a change."""
+        wanted = [tag for tag in dict.fromkeys(tags) if tag]
+        caches = self.caches
+        if not wanted or not caches:
+            return
+        for backend in distinct_backends(caches):
+            cache = next(c for c in caches if c.backend is backend)
+            await cache.invalidate(wanted)
+
+    async def cache_status(self) -> Literal["ok", "degraded"] | None:
+        """For /readyz: None without a cache; "degraded" while a backend cannot answer (the
+        calls bypass the cache then, so this never makes the gateway unready)."""
+        caches = self.caches
+        if not caches:
+            return None
+        for backend in distinct_backends(caches):
+            if not await backend.healthy():
+                return "degraded"
+        return "ok"
 
     async def start(self) -> None:
         """Begin listening to the other replicas (shared policies); the app calls it at

@@ -4,7 +4,7 @@ transport failures and HTTP statuses become graftql errors, and a reachability p
 ``send`` is where the policy pipeline of DESIGN.md runs; it knows nothing of REST versus
 GraphQL: in-flight dedup, retries within the request's deadline and the retry budget, and per
 attempt the bulkhead, the circuit breaker, the rate limit, the credentials and the timeout
-(docs/resilience.md). The response cache will wrap this same call.
+(docs/resilience.md). The response cache (``cache.py``, docs/caching.md) wraps them all.
 
 Requests and responses are httpx objects and credentials are ``httpx.Auth`` flows, but
 ``send`` drives the transport itself instead of going through ``httpx.AsyncClient.send``: the
@@ -43,6 +43,7 @@ from graftql.errors import (
 from graftql.upstreams import caller, deadline, events, redirects
 from graftql.upstreams.auth import build_auth
 from graftql.upstreams.breaker import CircuitBreaker, State
+from graftql.upstreams.cache import response_cache
 from graftql.upstreams.events import emit
 from graftql.upstreams.headers import HeaderRules
 from graftql.upstreams.limits import Bulkhead, RateLimiter, Rejected
@@ -132,6 +133,7 @@ class Upstream:
         self._endpoints = [
             (_endpoint_pattern(e.match), self._endpoint(e)) for e in config.endpoints
         ]
+        self.cache = response_cache(self, shared)  # None unless a cache: block asks for one
 
     def _endpoint(self, endpoint: EndpointConfig) -> CallPolicy:
         config = self.config
@@ -204,10 +206,13 @@ class Upstream:
         ``idempotent`` defaults to true for GET and HEAD; idempotent calls identical to one
         already in flight share its outcome (unless the upstream sets ``dedup: false``).
 
-        The policies, outermost first: in-flight dedup, then the retry loop (within the
-        request's deadline and the retry budget), then per attempt the bulkhead, the circuit
-        breaker, the rate limit, the credentials and the attempt's timeout.
+        The policies, outermost first: the response cache (if configured), in-flight dedup,
+        then the retry loop (within the request's deadline and the retry budget), then per
+        attempt the bulkhead, the circuit breaker, the rate limit, the credentials and the
+        attempt's timeout.
         """
+        if self.cache is not None and "graftql.cache" not in request.extensions:
+            return await self.cache.send(request, idempotent)  # outermost; it calls back here
         if idempotent is None:
             idempotent = request.method in ("GET", "HEAD")
         policy: CallPolicy = request.extensions.get("graftql.policy") or self.policy
@@ -443,7 +448,8 @@ class Upstream:
         except httpx.HTTPError as exc:
             raise UpstreamUnavailable(self.name, f"the connection to {self.name} was lost") from exc
         self.rate.observe(response)
-        self.raise_for_status(response)
+        if response.status_code != 304 or request.extensions.get("graftql.cache") != "revalidate":
+            self.raise_for_status(response)  # a 304 to the cache's revalidation is its answer
         return response
 
     async def _exchange(self, request: httpx.Request) -> httpx.Response:
@@ -549,6 +555,8 @@ class Upstream:
         return Probe("up", _ms(started), f"HTTP {response.status_code}")
 
     async def aclose(self) -> None:
+        if self.cache is not None:
+            await self.cache.aclose()  # its background refreshes first
         await self.transport.aclose()
 
     def __repr__(self) -> str:

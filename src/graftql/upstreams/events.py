@@ -7,7 +7,9 @@ status, seconds), ``retry`` (attempt, delay, reason), ``breaker`` (state),
 (loader or field, reason), ``token`` (outcome: fetched | failed, trigger: missing | expiring |
 rejected, principal; for OAuth2 token fetches), ``auth_rejected`` (status, method, principal: an
 upstream answered 401/403), ``secret_reload`` (key, outcome: changed | unchanged | failed,
-principal). The last three are the audit trail (``server/logs.py``). A listener must be quick;
+principal), ``cache`` (outcome: hit | miss | stale | revalidated | bypass, scope: service |
+principal, and for stale and bypass a reason). ``token``, ``auth_rejected`` and
+``secret_reload`` are the audit trail (``server/logs.py``). A listener must be quick;
 if it raises, the error is logged and the call that emitted the event goes on as if nothing
 happened.
 """

@@ -102,6 +102,11 @@ class SharedState:
 
     # -- the connection ---------------------------------------------------------------------
 
+    @property
+    def client(self) -> aioredis.Redis:
+        """The connection pool, for other Redis users of the process (the response cache)."""
+        return self._client
+
     async def _run(self, what: str, command: Callable[[], Awaitable[_T]]) -> _T | None:
         """Run one command within the configured timeout; None (after a warning) on failure.
 
