@@ -239,6 +239,34 @@ async def test_a_credential_forwarded_inside_the_pipeline_is_never_stored_for_ev
     assert chaos.total == 2
 
 
+async def test_a_renamed_forwarded_credential_is_per_credential_scope(
+    make: Make, chaos: ChaosUpstream, outcomes: list[str]
+) -> None:
+    """``auth: forward`` may carry the client's credential in a header whose name looks like
+    nothing secret (``x-visitor``): it is still the client's, so a ``private`` answer is kept
+    per credential and never shared."""
+    chaos.route(
+        "GET /me",
+        Call(
+            lambda r: Respond(
+                json={"for": r.headers.get("x-visitor")},
+                headers={"Cache-Control": "private, max-age=60"},
+            )
+        ),
+    )
+    svc = make(auth={"type": "forward", "headers": ["x-visitor"]}).rest("svc")
+    answers = []
+    for session in ("alice-session", "bob-session", "alice-session"):
+        token = caller.start(caller.Caller(headers={"x-visitor": session}))
+        try:
+            answers.append(await svc.get("/me"))
+        finally:
+            caller.reset(token)
+    assert answers == [{"for": "alice-session"}, {"for": "bob-session"}, {"for": "alice-session"}]
+    assert [r.headers["x-visitor"] for r in chaos.requests] == ["alice-session", "bob-session"]
+    assert outcomes == ["miss", "miss", "hit"]
+
+
 # -- Cache-Control -----------------------------------------------------------------------------
 
 

@@ -403,7 +403,9 @@ class ResponseCache:
         digest.update(f"{self.name}\0{request.method}\0".encode())
         digest.update(str(request.url).encode() + b"\0")
         digest.update(request.content + b"\0")
-        own_credential = False
+        # Headers the upstream's forwarding rules copied from the client's credential, whatever
+        # their name (``forward`` may rename Authorization to x-session).
+        own_credential = bool(request.extensions.get("graftql.forwarded_credentials"))
         for name, value in sorted(request.headers.multi_items()):
             name = name.lower()
             if name in _NOT_KEYED:
