@@ -21,7 +21,16 @@ from graftql.errors import (
     UpstreamUnavailable,
     WebhookError,
 )
-from graftql.resolvers import Context, Fallback, LoaderRegistry, by_key
+from graftql.resolvers import (
+    Context,
+    Fallback,
+    GraphQLAliases,
+    GraphQLBatch,
+    LoaderRegistry,
+    RestBatch,
+    RestEach,
+    by_key,
+)
 from graftql.schema import GatewaySchema
 from graftql.server import create_app
 from graftql.upstreams import (
@@ -41,8 +50,12 @@ __all__ = [
     "GatewayConfig",
     "GatewaySchema",
     "GraftqlError",
+    "GraphQLAliases",
+    "GraphQLBatch",
     "GraphQLUpstream",
     "LoaderRegistry",
+    "RestBatch",
+    "RestEach",
     "RestUpstream",
     "Secret",
     "Upstream",

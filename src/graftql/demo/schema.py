@@ -25,9 +25,10 @@ from graftql import (
     BadUserInput,
     Context,
     GatewaySchema,
+    GraphQLBatch,
     LoaderRegistry,
-    UpstreamNotFound,
-    by_key,
+    RestBatch,
+    RestEach,
 )
 
 loaders = LoaderRegistry()
@@ -126,7 +127,7 @@ class OrderLine:
 
     @strawberry.field
     async def product(self, info: strawberry.Info[Context, None]) -> Product | None:
-        product: Product | None = await info.context.loaders["products"].load(self.product_id)
+        product: Product | None = await info.context.loaders.products.load(self.product_id)
         return product
 
 
@@ -158,12 +159,12 @@ class Order:
 
     @strawberry.field  # null while the order has no payment (e.g. pending)
     async def payment(self, info: strawberry.Info[Context, None]) -> Payment | None:
-        payment: Payment | None = await info.context.loaders["payment_by_order"].load(self.id)
+        payment: Payment | None = await info.context.loaders.payment_by_order.load(self.id)
         return payment
 
     @strawberry.field  # null until the order ships
     async def shipment(self, info: strawberry.Info[Context, None]) -> Shipment | None:
-        shipment: Shipment | None = await info.context.loaders["shipment_by_order"].load(self.id)
+        shipment: Shipment | None = await info.context.loaders.shipment_by_order.load(self.id)
         return shipment
 
 
@@ -210,6 +211,10 @@ class Customer:
     name: str
     email: str
 
+    @classmethod
+    def from_crm(cls, raw: dict[str, Any]) -> Customer:
+        return cls(id=raw["id"], name=raw["name"], email=raw["email"])
+
     @strawberry.field
     async def orders(
         self, info: strawberry.Info[Context, None], first: int = 10, after: str | None = None
@@ -217,7 +222,7 @@ class Customer:
         if not 1 <= first <= _MAX_PAGE:
             raise BadUserInput(f"'first' must be between 1 and {_MAX_PAGE}")
         start = _offset(after)
-        page: OrderConnection = await info.context.loaders["customer_orders"].load(
+        page: OrderConnection = await info.context.loaders.customer_orders.load(
             (self.id, start, first)
         )
         return page
@@ -229,30 +234,29 @@ class Query:
     async def customer(
         self, info: strawberry.Info[Context, None], id: strawberry.ID
     ) -> Customer | None:
-        customer: Customer | None = await info.context.loaders["customers"].load(id)
+        customer: Customer | None = await info.context.loaders.customers.load(id)
         return customer
 
     @strawberry.field
     async def product(
         self, info: strawberry.Info[Context, None], id: strawberry.ID
     ) -> Product | None:
-        product: Product | None = await info.context.loaders["products"].load(id)
+        product: Product | None = await info.context.loaders.products.load(id)
         return product
 
     @strawberry.field
     async def order(self, info: strawberry.Info[Context, None], id: strawberry.ID) -> Order | None:
-        order: Order | None = await info.context.loaders["orders"].load(id)
+        order: Order | None = await info.context.loaders.orders.load(id)
         return order
 
 
 # --- loaders: one batched upstream call per level --------------------------------------------
 
 
-@loaders.loader("customers")
-async def load_customers(ctx: Context, ids: list[str]) -> list[Customer | None]:
-    body = await ctx.upstreams.rest("crm").get("/customers", params={"ids": ",".join(ids)})
-    found = by_key(ids, body["data"], key=lambda c: c["id"])
-    return [Customer(id=c["id"], name=c["name"], email=c["email"]) if c else None for c in found]
+loaders.add(
+    "customers",
+    RestBatch("crm", "/customers", param="ids", key="id", build=Customer.from_crm),
+)
 
 
 @loaders.loader("customer_orders", max_batch_size=10)
@@ -291,33 +295,21 @@ async def load_customer_orders(
     return list(await asyncio.gather(*(window(*key) for key in keys), return_exceptions=True))
 
 
-@loaders.loader("orders", max_batch_size=10)
-async def load_orders(ctx: Context, ids: list[str]) -> list[Order | BaseException | None]:
-    # The CRM has no batch endpoint for orders: fan out, one request per distinct id.
-    crm = ctx.upstreams.rest("crm")
-
-    async def one(order_id: str) -> Order | None:
-        try:
-            return Order.from_crm(await crm.get("/orders/{id}", id=order_id))
-        except UpstreamNotFound:
-            return None
-
-    # return_exceptions: a failure fails only its own key, as a per-key error.
-    return list(await asyncio.gather(*(one(i) for i in ids), return_exceptions=True))
-
-
-_PRODUCTS = """
-query Products($ids: [ID!]!) {
-  products(ids: $ids) { id name price { amount currency } reviews { id rating body } }
-}
-"""
-
-
-@loaders.loader("products")
-async def load_products(ctx: Context, ids: list[str]) -> list[Product | None]:
-    data = await ctx.upstreams.graphql("catalog").execute(_PRODUCTS, {"ids": ids})
-    found = by_key(ids, (p for p in data["products"] if p), key=lambda p: p["id"])
-    return [Product.from_catalog(p) if p else None for p in found]
+# The CRM has no batch endpoint for orders: one request per distinct id, 8 at a time.
+loaders.add(
+    "orders",
+    RestEach("crm", "/orders/{id}", concurrency=8, build=Order.from_crm),
+    max_batch_size=10,
+)
+loaders.add(
+    "products",
+    GraphQLBatch(
+        "catalog",
+        "products",
+        "id name price { amount currency } reviews { id rating body }",
+        build=Product.from_catalog,
+    ),
+)
 
 
 @loaders.loader("payment_by_order")
@@ -337,14 +329,17 @@ async def load_payments(ctx: Context, order_ids: list[str]) -> list[Payment | No
     return [Payment.from_payments(latest[o]) if o in latest else None for o in order_ids]
 
 
-@loaders.loader("shipment_by_order")
-async def load_shipments(ctx: Context, order_ids: list[str]) -> list[Shipment | None]:
-    body = await ctx.upstreams.rest("shipping").get(
-        "/shipments", params={"order_ids": ",".join(order_ids)}
-    )
-    rows = (body.get("shipments") or {}).get("shipment") or []
-    found = by_key(order_ids, rows, key=lambda s: s["order_id"])
-    return [Shipment.from_shipping(s) if s else None for s in found]
+loaders.add(
+    "shipment_by_order",
+    RestBatch(
+        "shipping",
+        "/shipments",
+        param="order_ids",
+        key="order_id",
+        items="shipments.shipment",
+        build=Shipment.from_shipping,
+    ),
+)
 
 
 schema = GatewaySchema(query=Query, loaders=loaders)

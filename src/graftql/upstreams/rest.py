@@ -107,12 +107,56 @@ class RestUpstream(Upstream):
         params: Mapping[str, QueryValue] | None = None,
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
     ) -> Any:
+        """The decoded body; ``idempotent`` marks a POST that only reads (a batch lookup),
+        so it may be retried and shared like a GET."""
+        response = await self.request_response(
+            method,
+            path,
+            path_params,
+            params=params,
+            json_body=json_body,
+            headers=headers,
+            idempotent=idempotent,
+        )
+        return self.decode(response)
+
+    async def request_response(
+        self,
+        method: str,
+        path: str,
+        path_params: Mapping[str, str | int] | None = None,
+        *,
+        params: Mapping[str, QueryValue] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> httpx.Response:
+        """The response itself (read, 2xx), for callers that need its headers (``Link``)."""
         request = self.build_request(
             method, path, path_params, params=params, json_body=json_body, headers=headers
         )
-        response = await self.send(request)
-        return self.decode(response)
+        return await self.send(request, idempotent=idempotent)
+
+    async def get_url(
+        self, url: str, *, headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
+        """GET a URL the upstream itself handed out (a ``Link: rel="next"``). It must be on
+        the configured origin and under the configured base path; anything else is
+        ``UpstreamBadResponse`` and nothing is sent."""
+        target = self.url.join(url)
+        base = self._base_path.rstrip(b"/") + b"/"
+        if (
+            (target.scheme, target.host, target.port)
+            != (self.url.scheme, self.url.host, self.url.port)
+            or not (target.raw_path.partition(b"?")[0] + b"/").startswith(base)
+            or b"/../" in target.raw_path + b"/"
+        ):
+            raise UpstreamBadResponse(
+                self.name, f"{self.name} pointed to a URL outside its configured base"
+            )
+        return await self.send(self.prepare("GET", target, headers=headers))
 
     async def get(
         self,
