@@ -114,6 +114,7 @@ class UpstreamError(GraftqlError):
         # False when the request never left the gateway (no connection could be made): then
         # even a call that is not safe to repeat, such as a mutation, may be tried again.
         self.sent = True
+        self.attempts = 0  # attempts made before giving up (0: none was made)
 
     @property
     def extensions(self) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from graftql.config import ServerConfig
 from graftql.errors import ConfigError, GraftqlError
 from graftql.resolvers import Context, LoaderRegistry
 from graftql.schema.documents import CheckedDocuments, DocumentChecker
+from graftql.schema.explain import Explain, explain_enabled, listen_for_calls
 from graftql.schema.masking import (
     MaskUnexpectedErrors,
     NoSuggestionsExecutionContext,
@@ -191,6 +192,9 @@ class GatewaySchema:
             lambda: _Deadline(server),
             *self.extensions,
         ]
+        if explain_enabled(server):
+            listen_for_calls()
+            extensions.append(lambda: Explain(server))
         if report is not None:  # outermost: it sees the operations the others refuse too
             count_upstream_calls()
             extensions.insert(0, lambda: ObserveOperations(report))
