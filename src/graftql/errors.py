@@ -14,6 +14,7 @@ Our exception hierarchy:
       . UpstreamGraphQLErrors (in graftql.upstreams: a GraphQL upstream answered `errors`)
     - UpstreamNotFound
     - CircuitOpen
+    - PageLimitExceeded
   + WebhookError
 
 Each class names the condition, never the library that reported it: an ``httpx.ConnectError``
@@ -33,6 +34,7 @@ __all__ = [
     "CircuitOpen",
     "ConfigError",
     "GraftqlError",
+    "PageLimitExceeded",
     "UnknownName",
     "UpstreamAuthError",
     "UpstreamBadResponse",
@@ -165,6 +167,13 @@ class CircuitOpen(UpstreamError):
     """The upstream's circuit breaker is open: the call was not attempted."""
 
     code = "CIRCUIT_OPEN"
+
+
+class PageLimitExceeded(UpstreamError):
+    """An "all items" field would need more upstream pages than its cap allows; the field
+    fails rather than answer a shortened list as if it were all (``RestPages.all``)."""
+
+    code = "PAGE_LIMIT_EXCEEDED"
 
 
 class UnknownName(KeyError):

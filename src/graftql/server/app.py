@@ -13,6 +13,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from graftql.config import GatewayConfig
 from graftql.resolvers import Context
+from graftql.resolvers.cursors import CursorSigner
 from graftql.schema import GatewaySchema, load_schema
 from graftql.schema.observe import OperationReport
 from graftql.server.cors import cors_middleware, websocket_origins
@@ -52,11 +53,14 @@ def create_app(
     strawberry_schema = gateway_schema.build(
         config.server, trusted=persisted.trusted_hashes, report=report
     )
+    secret = config.server.cursor_secret
+    cursors = CursorSigner(secret.reveal().encode()) if secret is not None else CursorSigner()
     websocket = GraphQLEndpoint(
         strawberry_schema,
         upstreams=clients,
         loaders=gateway_schema.loaders,
         allowed_origins=websocket_origins(config.server.cors),
+        cursors=cursors,
     )
 
     async def context(request: Request, response: Response) -> Context:
@@ -65,6 +69,7 @@ def create_app(
             response=response,
             upstreams=clients,
             registry=gateway_schema.loaders,
+            cursors=cursors,
         )
 
     server = config.server

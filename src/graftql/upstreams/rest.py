@@ -139,6 +139,17 @@ class RestUpstream(Upstream):
         )
         return await self.send(request, idempotent=idempotent)
 
+    def without_configured_query(self, url: str) -> str:
+        """``url`` without the query values the configuration adds (an API key in the URL),
+        so that what a client may see (a cursor) never holds them; ``get_url`` adds them."""
+        if not self._base_query:
+            return url
+        path, _, query = url.partition("?")
+        params = httpx.QueryParams(query)
+        for name in self._base_query:
+            params = params.remove(name)
+        return path + (f"?{params}" if params else "")
+
     async def get_url(
         self, url: str, *, headers: Mapping[str, str] | None = None
     ) -> httpx.Response:
@@ -156,6 +167,8 @@ class RestUpstream(Upstream):
             raise UpstreamBadResponse(
                 self.name, f"{self.name} pointed to a URL outside its configured base"
             )
+        if self._base_query:  # configured values (an API key) are never kept in a cursor
+            target = target.copy_merge_params(self._base_query)
         return await self.send(self.prepare("GET", target, headers=headers))
 
     async def get(
