@@ -12,9 +12,6 @@ how to write a graftql schema.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 import datetime
 from enum import Enum
 from typing import Any
@@ -22,7 +19,6 @@ from typing import Any
 import strawberry
 
 from graftql import (
-    BadUserInput,
     Context,
     GatewaySchema,
     GraphQLBatch,
@@ -30,10 +26,14 @@ from graftql import (
     RestBatch,
     RestEach,
 )
+from graftql.resolvers.pagination import PageInfo, PageNumber, RestPages
 
 loaders = LoaderRegistry()
 
-_MAX_PAGE = 50
+# The CRM pages by number (?page=&per_page=, with total and total_pages in the answer).
+CUSTOMER_ORDERS = RestPages(
+    "crm", "/customers/{id}/orders", PageNumber(total="total"), max_page_size=50
+)
 
 
 @strawberry.type(description="An amount of money in minor units (cents), never a float.")
@@ -169,12 +169,6 @@ class Order:
 
 
 @strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
-
-
-@strawberry.type
 class OrderEdge:
     cursor: str
     node: Order
@@ -185,24 +179,6 @@ class OrderConnection:
     edges: list[OrderEdge]
     page_info: PageInfo
     total_count: int
-
-
-def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
-
-
-def _offset(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    try:
-        kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        offset = int(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        offset = -1
-        kind = ""
-    if kind != "offset" or offset < 0:
-        raise BadUserInput("'after' is not a cursor this API issued")
-    return offset + 1
 
 
 @strawberry.type
@@ -219,13 +195,16 @@ class Customer:
     async def orders(
         self, info: strawberry.Info[Context, None], first: int = 10, after: str | None = None
     ) -> OrderConnection | None:  # nullable: a CRM failure must not null the customer
-        if not 1 <= first <= _MAX_PAGE:
-            raise BadUserInput(f"'first' must be between 1 and {_MAX_PAGE}")
-        start = _offset(after)
-        page: OrderConnection = await info.context.loaders.customer_orders.load(
-            (self.id, start, first)
+        rows, has_next, total = await CUSTOMER_ORDERS.page(
+            info.context, first, after, path_params={"id": self.id}
         )
-        return page
+        edges = [OrderEdge(cursor=cursor, node=Order.from_crm(row)) for cursor, row in rows]
+        end = edges[-1].cursor if edges else None
+        return OrderConnection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=has_next, end_cursor=end),
+            total_count=total or 0,
+        )
 
 
 @strawberry.type
@@ -257,42 +236,6 @@ loaders.add(
     "customers",
     RestBatch("crm", "/customers", param="ids", key="id", build=Customer.from_crm),
 )
-
-
-@loaders.loader("customer_orders", max_batch_size=10)
-async def load_customer_orders(
-    ctx: Context, keys: list[tuple[str, int, int]]
-) -> list[OrderConnection | BaseException]:
-    # The CRM pages by number; our cursors are offsets. A window that straddles two CRM pages
-    # costs a second request, which only happens when a client changes `first` mid-way.
-    crm = ctx.upstreams.rest("crm")
-
-    async def window(customer_id: str, start: int, first: int) -> OrderConnection:
-        page = start // first + 1
-        params = {"page": page, "per_page": first}
-        body = await crm.get("/customers/{id}/orders", id=customer_id, params=params)
-        rows = body["data"][start % first :]
-        if start % first and page < body["total_pages"]:
-            following = await crm.get(
-                "/customers/{id}/orders", id=customer_id, params={**params, "page": page + 1}
-            )
-            rows += following["data"]
-        rows = rows[:first]
-        edges = [
-            OrderEdge(cursor=_cursor(start + i), node=Order.from_crm(row))
-            for i, row in enumerate(rows)
-        ]
-        total = body["total"]
-        return OrderConnection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=start + len(rows) < total,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-            total_count=total,
-        )
-
-    return list(await asyncio.gather(*(window(*key) for key in keys), return_exceptions=True))
 
 
 # The CRM has no batch endpoint for orders: one request per distinct id, 8 at a time.
