@@ -81,9 +81,8 @@ class Product:
     price: Money = upstream_field()
     reviews: list[Review] = upstream_field(resolver=_reviews)
 
-    @strawberry.field(
-        metadata=requires("price { amount }")
-    )  # the gateway's own: never sent upstream
+    # The gateway's own field: never sent upstream, but what it needs is.
+    @strawberry.field(metadata=requires("price { amount }"))
     def expensive(self, info: strawberry.Info[Context, None]) -> bool:
         raw: Any = self
         return bool(raw["price"]["amount"] >= 300)
