@@ -74,6 +74,7 @@ class RestUpstream(Upstream):
     ) -> None:
         super().__init__(name, config, transport=transport, shared=shared)
         self._force_list = tuple(config.xml.force_list)
+        self._namespaces = {uri: prefix or None for uri, prefix in config.xml.namespaces.items()}
         self._base_path = self.url.raw_path.partition(b"?")[0]
         self._base_query = dict(self.url.params)
 
@@ -191,8 +192,14 @@ class RestUpstream(Upstream):
             if media == "application/json" or media.endswith("+json"):
                 return orjson.loads(content)
             if media in ("application/xml", "text/xml") or media.endswith("+xml"):
+                # No entities at all: neither internal expansion (billion laughs) nor external
+                # ones (a file or URL read on the gateway). Size: max_response_bytes.
                 return xmltodict.parse(
-                    content, disable_entities=True, force_list=self._force_list or None
+                    content,
+                    disable_entities=True,
+                    force_list=self._force_list or None,
+                    process_namespaces=bool(self._namespaces),
+                    namespaces=self._namespaces or None,
                 )
         except (ValueError, ExpatError) as exc:  # entity declarations are a ValueError
             kind = "JSON" if "json" in media else "XML"
