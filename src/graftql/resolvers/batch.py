@@ -101,8 +101,8 @@ class _Matched:
             return item
         try:
             return self.build(item)
-        except UpstreamBadResponse as error:  # a mapping that refused the item (mapping.py)
-            return error
+        except UpstreamBadResponse as refused:  # a mapping that refused the item (mapping.py)
+            return refused
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             error = UpstreamBadResponse(
                 self.upstream, f"{self.upstream} answered an item the gateway cannot read"
