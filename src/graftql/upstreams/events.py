@@ -4,7 +4,9 @@
 through ``emit``. Events: ``attempt`` (attempt, method, outcome: "ok" or the error code,
 status, seconds), ``retry`` (attempt, delay, reason), ``breaker`` (state),
 ``rate_limit_wait`` (seconds), ``rejected`` (by: bulkhead | rate_limit), ``fallback``
-(loader or field, reason), ``token`` (outcome: fetched | failed, for OAuth2 token fetches). A
+(loader or field, reason), ``token`` (outcome: fetched | failed, for OAuth2 token fetches),
+``call`` (once per call as its caller saw it, after its attempts: method, target (the URL
+path, never the query), attempts, joined (it shared a call in flight), outcome, seconds). A
 listener must be quick; if it raises, the error is logged and the call that emitted the event
 goes on as if nothing happened.
 """
