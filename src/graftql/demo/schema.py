@@ -21,11 +21,11 @@ import strawberry
 from graftql import (
     Context,
     GatewaySchema,
-    GraphQLBatch,
     LoaderRegistry,
     RestBatch,
     RestEach,
 )
+from graftql.resolvers.delegation import Delegate, upstream_field
 from graftql.resolvers.pagination import PageInfo, PageNumber, RestPages
 
 loaders = LoaderRegistry()
@@ -38,8 +38,9 @@ CUSTOMER_ORDERS = RestPages(
 
 @strawberry.type(description="An amount of money in minor units (cents), never a float.")
 class Money:
-    amount: int
-    currency: str
+    # Built from REST answers (Money(...)) and read from the catalog's answers (dicts).
+    amount: int = upstream_field()
+    currency: str = upstream_field()
 
 
 @strawberry.enum
@@ -66,26 +67,23 @@ class ShipmentStatus(Enum):
 
 @strawberry.type
 class Review:
-    id: strawberry.ID
-    rating: int
-    body: str
+    id: strawberry.ID = upstream_field()
+    rating: int = upstream_field()
+    body: str = upstream_field()
 
 
 @strawberry.type
 class Product:
-    id: strawberry.ID
-    name: str
-    price: Money
-    reviews: list[Review]
+    """Mirrors the catalog's Product: fetched with exactly the client's selection."""
 
-    @classmethod
-    def from_catalog(cls, raw: dict[str, Any]) -> Product:
-        return cls(
-            id=raw["id"],
-            name=raw["name"],
-            price=Money(**raw["price"]),
-            reviews=[Review(**review) for review in raw["reviews"]],
-        )
+    id: strawberry.ID = upstream_field()
+    name: str = upstream_field()
+    price: Money = upstream_field()
+    reviews: list[Review] = upstream_field()
+
+
+# catalog: products(ids: [ID!]!): [Product]!, one document per level for every product.
+PRODUCTS = Delegate("catalog", "products", key="id")
 
 
 @strawberry.type
@@ -127,7 +125,7 @@ class OrderLine:
 
     @strawberry.field
     async def product(self, info: strawberry.Info[Context, None]) -> Product | None:
-        product: Product | None = await info.context.loaders.products.load(self.product_id)
+        product: Product | None = await PRODUCTS.load(info, self.product_id)
         return product
 
 
@@ -220,7 +218,7 @@ class Query:
     async def product(
         self, info: strawberry.Info[Context, None], id: strawberry.ID
     ) -> Product | None:
-        product: Product | None = await info.context.loaders.products.load(id)
+        product: Product | None = await PRODUCTS.load(info, id)
         return product
 
     @strawberry.field
@@ -243,15 +241,6 @@ loaders.add(
     "orders",
     RestEach("crm", "/orders/{id}", concurrency=8, build=Order.from_crm),
     max_batch_size=10,
-)
-loaders.add(
-    "products",
-    GraphQLBatch(
-        "catalog",
-        "products",
-        "id name price { amount currency } reviews { id rating body }",
-        build=Product.from_catalog,
-    ),
 )
 
 
