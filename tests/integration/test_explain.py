@@ -15,6 +15,7 @@ from helpers import reset, serve
 from graftql import Context, GatewaySchema, LoaderRegistry, RestBatch
 from graftql.testing import ChaosUpstream
 from graftql.testing.behaviours import Latency, Respond
+from graftql.upstreams import events
 
 loaders = LoaderRegistry()
 loaders.add("people", RestBatch("up", "/people", key="id"))
@@ -26,6 +27,15 @@ class Query:
     async def name(self, info: strawberry.Info[Context, None], id: str) -> str | None:
         person = await info.context.loaders.people.load(id)
         return person["name"] if person else None
+
+    @strawberry.field
+    async def cached(self, info: strawberry.Info[Context, None]) -> int:
+        # What the response cache reports (its own branch emits these events): a hit makes
+        # no call; a miss is followed by the call it made.
+        events.emit("cache", "up", outcome="hit", method="GET", target="/hit?token=x")
+        events.emit("cache", "up", outcome="miss", method="GET", target="/slow")
+        await info.context.upstreams.rest("up").get("/slow")
+        return 1
 
     @strawberry.field
     async def twice(self, info: strawberry.Info[Context, None]) -> int:
@@ -148,3 +158,19 @@ def test_demo_storefront_explained(gateway: str, demo_services: Mapping[str, str
         ("crm", "/customers"),
         ("crm", "/customers/c1/orders"),
     }
+
+
+def test_cache_outcomes_are_listed_when_the_cache_reports_them(chaos: ChaosUpstream) -> None:
+    chaos.route("GET /slow").always(Respond(200, json={}))
+    with serve(SCHEMA, upstreams={"up": {"kind": "rest", "url": chaos.url}}) as gateway:
+        body = _post(gateway.url, "{ cached }", {"graftql-explain": "1"})
+    hit, miss = _calls(body)
+    assert hit == {
+        "upstream": "up",
+        "method": "GET",
+        "target": "/hit",  # a query in an event's target is dropped too
+        "cache": "hit",
+        "attempts": 0,
+        "outcome": "ok",
+    }
+    assert (miss["target"], miss["cache"], miss["attempts"]) == ("/slow", "miss", 1)

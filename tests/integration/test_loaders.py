@@ -225,3 +225,23 @@ def test_graphql_shapes_batch_into_one_document(
         }
     }
     assert stats({"catalog": demo_services["catalog"]}) == {"catalog": {"POST /graphql": 1}}
+
+
+def test_graphql_alias_errors_fail_only_their_keys(chaos: ChaosUpstream) -> None:
+    answer = {
+        "data": {"k0": {"id": "p1", "name": "one"}, "k1": None},
+        "errors": [{"message": "boom", "path": ["k1"]}],
+    }
+    chaos.route("POST /graphql").always(Respond(200, json=answer))
+    upstreams = {"catalog": {"kind": "graphql", "url": f"{chaos.url}/graphql"}}
+    with serve(SCHEMA, upstreams=upstreams) as gateway:
+        body = graphql(gateway.url, _aliases(("a", "p1"), ("b", "p2"), field="product"))
+    assert body["data"] == {"a": {"id": "p1", "name": "one"}, "b": None}
+    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [
+        (["b"], "UPSTREAM_BAD_RESPONSE")
+    ]
+    assert "boom" not in str(body)  # the upstream's messages stay in the log
+    (request,) = chaos.requests
+    sent = request.json()
+    assert sent["variables"] == {"k0": "p1", "k1": "p2"}
+    assert "k0: product(id: $k0)" in sent["query"] and "k1: product(id: $k1)" in sent["query"]
