@@ -37,9 +37,27 @@ __all__ = ["EXPLAIN_HEADER", "Explain", "explain_enabled", "listen_for_calls"]
 EXPLAIN_HEADER = "graftql-explain"
 _MAX_CALLS = 1000  # an operation listing more is cut there: explain must not grow unbounded
 
-_calls: ContextVar[list[dict[str, Any]] | None] = ContextVar("graftql_explain", default=None)
-# A cache outcome waiting for the call it belongs to, per upstream (a miss goes on to call).
-_pending: ContextVar[dict[str, str] | None] = ContextVar("graftql_explain_cache", default=None)
+
+class _Explained:
+    """One operation's calls, and cache outcomes not yet matched to a call (per upstream, in
+    order): a cache that sits inside the call (a hit still ends in a ``call`` event) and one
+    that answers instead of calling are both reported once."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.pending: dict[str, list[dict[str, Any]]] = {}
+
+    def flush(self) -> list[dict[str, Any]]:
+        for upstream, notes in self.pending.items():  # answered from the cache: no call
+            for fields in notes:
+                self.calls.append(
+                    _entry(upstream, fields, cache=fields["outcome"], attempts=0, seconds=0.0)
+                )
+        self.pending.clear()
+        return self.calls[:_MAX_CALLS]
+
+
+_current: ContextVar[_Explained | None] = ContextVar("graftql_explain", default=None)
 
 
 def explain_enabled(server: ServerConfig) -> bool:
@@ -54,26 +72,25 @@ def listen_for_calls() -> None:
 
 
 def _listen(event: str, upstream: str, fields: dict[str, Any]) -> None:
-    calls = _calls.get()
-    if calls is None or len(calls) >= _MAX_CALLS:
+    explained = _current.get()
+    if explained is None or len(explained.calls) >= _MAX_CALLS:
         return
     if event == "cache":
-        outcome = fields.get("outcome")
-        if not isinstance(outcome, str):
-            return
-        if outcome == "miss" or fields.get("call", False):
-            pending = _pending.get()
-            if pending is not None:
-                pending[upstream] = outcome  # the call that follows carries it
-            return
-        # Answered from the cache: no call follows.
-        calls.append(_entry(upstream, fields, cache=outcome, attempts=0, seconds=0.0))
+        if isinstance(fields.get("outcome"), str):
+            # The loader batch is known now, in the batch's task, not when it is flushed.
+            note = {**fields, "batch": current_batch.get()}
+            explained.pending.setdefault(upstream, []).append(note)
         return
     if event != "call":
         return
-    pending = _pending.get()
-    cache = pending.pop(upstream, None) if pending else None
-    calls.append(
+    cache = None
+    notes = explained.pending.get(upstream)
+    if notes:
+        target = _path(fields.get("target"))
+        match = next((n for n in notes if _path(n.get("target")) == target), notes[0])
+        notes.remove(match)
+        cache = match["outcome"]
+    explained.calls.append(
         _entry(
             upstream,
             fields,
@@ -101,7 +118,7 @@ def _entry(
         "method": fields.get("method"),
         "target": _path(fields.get("target") or fields.get("path")),
     }
-    batch = current_batch.get()
+    batch = fields["batch"] if "batch" in fields else current_batch.get()
     if batch is not None:
         entry["loader"], entry["batchSize"] = batch
     if cache is not None:
@@ -128,7 +145,7 @@ class Explain(SchemaExtension):
         self._production = server.env == "production"
         secret = server.explain_secret
         self._secret = secret.reveal().encode() if secret is not None else None
-        self._calls: list[dict[str, Any]] | None = None
+        self._explained: _Explained | None = None
 
     def _allowed(self) -> bool:
         if self._mode == "off" or (self._mode == "auto" and self._production):
@@ -146,19 +163,17 @@ class Explain(SchemaExtension):
             yield
             return
         listen_for_calls()  # again: code that clears all listeners (tests) must not blind us
-        self._calls = []
-        token = _calls.set(self._calls)
-        pending = _pending.set({})
+        self._explained = _Explained()
+        token = _current.set(self._explained)
         try:
             yield
         finally:
             try:
-                _pending.reset(pending)
-                _calls.reset(token)
+                _current.reset(token)
             except ValueError:  # a subscription closed from another context (at shutdown)
                 pass
 
     def get_results(self) -> dict[str, Any]:
-        if self._calls is None:
+        if self._explained is None:
             return {}
-        return {"graftql": {"upstreamCalls": list(self._calls)}}
+        return {"graftql": {"upstreamCalls": self._explained.flush()}}
