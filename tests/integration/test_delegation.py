@@ -252,3 +252,26 @@ def test_requirements_merge_into_the_clients_selection(
         "query GraftqlDelegate($k0: [ID!]!) "
         "{ s0: products(ids: $k0) { price { currency amount } id } }"
     )
+
+
+SMALL = Delegate("catalog", "products", max_batch_size=2)
+
+
+@strawberry.type
+class SmallQuery:
+    @strawberry.field
+    async def product(
+        self, info: strawberry.Info[Context, None], id: strawberry.ID
+    ) -> Product | None:
+        product: Product | None = await SMALL.load(info, id)
+        return product
+
+
+def test_delegated_batches_respect_the_max_size(catalog: ChaosUpstream) -> None:
+    upstreams = {"catalog": {"kind": "graphql", "url": f"{catalog.url}/graphql"}}
+    query = "{ " + " ".join(f'p{i}: product(id: "p{i}") {{ id }}' for i in range(5)) + " }"
+    with serve(GatewaySchema(query=SmallQuery), upstreams=upstreams) as server:
+        body = graphql(server.url, query)
+    assert body == {"data": {f"p{i}": {"id": f"p{i}"} for i in range(5)}}
+    sizes = sorted(len(r.json()["variables"]["k0"]) for r in catalog.requests)
+    assert sizes == [1, 2, 2]
