@@ -187,6 +187,8 @@ class RestEach(_Matched):
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
+        if "{id}" not in path:
+            raise ValueError(f"RestEach path {path!r} needs an {{id}} placeholder for the key")
         self.upstream = upstream
         self.path = path
         self.concurrency = concurrency
