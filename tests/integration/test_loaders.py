@@ -51,7 +51,7 @@ loaders.add("strict", RestBatch("up", "/people", key="id", build=Person.build, m
 loaders.add("each", RestEach("up", "/people/{id}", concurrency=2, build=Person.build))
 loaders.add(
     "products",
-    GraphQLBatch("catalog", "products", "id name", build=Person.build),
+    GraphQLBatch("catalog", "products", "name", build=Person.build),
 )
 loaders.add(
     "product",

@@ -219,8 +219,8 @@ class RestEach(_Matched):
 
 
 class GraphQLBatch(_Matched):
-    """A GraphQL list field by ids: ``products(ids: $ids) { <selection> }``. ``selection``
-    must include the ``key`` field. ``id_type`` is the argument's GraphQL type."""
+    """A GraphQL list field by ids: ``products(ids: $ids) { <selection> }``; the ``key``
+    field is added to ``selection`` when missing. ``id_type`` is the argument's GraphQL type."""
 
     def __init__(
         self,
@@ -238,6 +238,8 @@ class GraphQLBatch(_Matched):
         self.key = key
         self.build = build
         self.missing = missing
+        if "." not in key and key not in selection.replace("{", " ").replace("}", " ").split():
+            selection = f"{selection} {key}"  # the key is needed to match the answers
         self.document = (
             f"query GraftqlBatch($ids: {id_type}) "
             f"{{ items: {field}({argument}: $ids) {{ {selection} }} }}"
