@@ -23,7 +23,17 @@ from graftql.errors import (
     UpstreamUnavailable,
     WebhookError,
 )
-from graftql.resolvers import Context, Fallback, LoaderRegistry, PrincipalPermission, by_key
+from graftql.resolvers import (
+    Context,
+    Fallback,
+    GraphQLAliases,
+    GraphQLBatch,
+    LoaderRegistry,
+    PrincipalPermission,
+    RestBatch,
+    RestEach,
+    by_key,
+)
 from graftql.schema import GatewaySchema
 from graftql.server import create_app
 from graftql.upstreams import (
@@ -44,9 +54,13 @@ __all__ = [
     "GatewayConfig",
     "GatewaySchema",
     "GraftqlError",
+    "GraphQLAliases",
+    "GraphQLBatch",
     "GraphQLUpstream",
     "LoaderRegistry",
     "PrincipalPermission",
+    "RestBatch",
+    "RestEach",
     "RestUpstream",
     "Secret",
     "Unauthenticated",

@@ -16,6 +16,7 @@ Our exception hierarchy:
       . UpstreamGraphQLErrors (in graftql.upstreams: a GraphQL upstream answered `errors`)
     - UpstreamNotFound
     - CircuitOpen
+    - PageLimitExceeded
   + WebhookError
 
 Each class names the condition, never the library that reported it: an ``httpx.ConnectError``
@@ -36,6 +37,7 @@ __all__ = [
     "ConfigError",
     "Forbidden",
     "GraftqlError",
+    "PageLimitExceeded",
     "Unauthenticated",
     "UnknownName",
     "UpstreamAuthError",
@@ -132,6 +134,7 @@ class UpstreamError(GraftqlError):
         # False when the request never left the gateway (no connection could be made): then
         # even a call that is not safe to repeat, such as a mutation, may be tried again.
         self.sent = True
+        self.attempts = 0  # attempts made before giving up (0: none was made)
 
     @property
     def extensions(self) -> dict[str, Any]:
@@ -182,6 +185,13 @@ class CircuitOpen(UpstreamError):
     """The upstream's circuit breaker is open: the call was not attempted."""
 
     code = "CIRCUIT_OPEN"
+
+
+class PageLimitExceeded(UpstreamError):
+    """An "all items" field would need more upstream pages than its cap allows; the field
+    fails rather than answer a shortened list as if it were all (``RestPages.all``)."""
+
+    code = "PAGE_LIMIT_EXCEEDED"
 
 
 class UnknownName(KeyError):

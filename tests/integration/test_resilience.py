@@ -309,7 +309,16 @@ async def test_policies_report_what_they_did(chaos: ChaosUpstream) -> None:
         await upstream.aclose()
     finally:
         events._listeners.clear()
-    failed, (name, upstream_name, fields), succeeded = seen
+    failed, (name, upstream_name, fields), succeeded, call = seen
+    # One call as its caller saw it (what explain lists), after its attempts.
+    assert call[:2] == ("call", "svc")
+    assert {k: v for k, v in call[2].items() if k != "seconds"} == {
+        "method": "GET",
+        "target": "/items",
+        "attempts": 2,
+        "joined": False,
+        "outcome": "ok",
+    }
     assert (name, upstream_name, fields["attempt"], fields["reason"]) == (
         "retry",
         "svc",

@@ -14,7 +14,7 @@ from pydantic import (
 
 from graftql.config._base import _header_name, _Model, _network, _origin
 from graftql.config.identity import InboundAuthConfig
-from graftql.references import EnvStr
+from graftql.references import EnvStr, Secret
 
 
 class LimitsConfig(_Model):
@@ -158,6 +158,19 @@ class ServerConfig(_Model):
     log_format: Literal["json", "text"] | None = None
     # Prometheus metrics at /metrics (docs/operations.md, "Metrics").
     metrics: bool = True
+    # extensions.graftql.upstreamCalls for requests with a graftql-explain header (docs/data.md,
+    # "Explain"): auto = in development only; trusted = when the header is explain_secret.
+    explain: Literal["auto", "off", "trusted"] = "auto"
+    explain_secret: Secret | None = None
+    # Signs pagination cursors (docs/data.md, "Pagination"); default: a random key per process,
+    # so set it when several replicas serve the same clients.
+    cursor_secret: Secret | None = None
+
+    @model_validator(mode="after")
+    def _trusted_explain_needs_secret(self) -> ServerConfig:
+        if self.explain == "trusted" and self.explain_secret is None:
+            raise ValueError("explain: 'trusted' needs 'explain_secret' (a secret reference)")
+        return self
 
     @property
     def graphiql_enabled(self) -> bool:

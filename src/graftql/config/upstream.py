@@ -25,6 +25,9 @@ class XmlConfig(_Model):
     """How XML responses decode: elements named in ``force_list`` are always lists."""
 
     force_list: list[str] = Field(default_factory=list)
+    # Namespace URI -> the prefix names get in the decoded answer ("" for none), whatever
+    # prefix the upstream's document used. Unset: names keep the document's own prefixes.
+    namespaces: dict[str, str] = Field(default_factory=dict)
 
 
 class RetryConfig(_Model):

@@ -20,8 +20,6 @@ how to write a graftql schema.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import datetime
 from collections.abc import Callable, Mapping
 from enum import Enum
@@ -35,13 +33,18 @@ from graftql import (
     GatewaySchema,
     LoaderRegistry,
     PrincipalPermission,
-    UpstreamNotFound,
-    by_key,
+    RestBatch,
+    RestEach,
 )
+from graftql.resolvers.delegation import Delegate, upstream_field
+from graftql.resolvers.pagination import PageInfo, PageNumber, RestPages
 
 loaders = LoaderRegistry()
 
-_MAX_PAGE = 50
+# The CRM pages by number (?page=&per_page=, with total and total_pages in the answer).
+CUSTOMER_ORDERS = RestPages(
+    "crm", "/customers/{id}/orders", PageNumber(total="total"), max_page_size=50
+)
 
 
 # --- who may read what ---------------------------------------------------------------------
@@ -90,8 +93,9 @@ class Node:
 
 @strawberry.type(description="An amount of money in minor units (cents), never a float.")
 class Money:
-    amount: int
-    currency: str
+    # Built from REST answers (Money(...)) and read from the catalog's answers (dicts).
+    amount: int = upstream_field()
+    currency: str = upstream_field()
 
 
 @strawberry.enum
@@ -118,25 +122,23 @@ class ShipmentStatus(Enum):
 
 @strawberry.type
 class Review:
-    id: strawberry.ID
-    rating: int
-    body: str
+    id: strawberry.ID = upstream_field()
+    rating: int = upstream_field()
+    body: str = upstream_field()
 
 
 @strawberry.type
 class Product(Node):
-    name: str
-    price: Money
-    reviews: list[Review]
+    """Mirrors the catalog's Product: fetched with exactly the client's selection."""
 
-    @classmethod
-    def from_catalog(cls, raw: dict[str, Any]) -> Product:
-        return cls(
-            id=raw["id"],
-            name=raw["name"],
-            price=Money(**raw["price"]),
-            reviews=[Review(**review) for review in raw["reviews"]],
-        )
+    id: strawberry.ID = upstream_field()
+    name: str = upstream_field()
+    price: Money = upstream_field()
+    reviews: list[Review] = upstream_field()
+
+
+# catalog: products(ids: [ID!]!): [Product]!, one document per level for every product.
+PRODUCTS = Delegate("catalog", "products", key="id")
 
 
 @strawberry.type
@@ -178,7 +180,7 @@ class OrderLine:
 
     @strawberry.field
     async def product(self, info: strawberry.Info[Context, None]) -> Product | None:
-        product: Product | None = await info.context.loaders["products"].load(self.product_id)
+        product: Product | None = await PRODUCTS.load(info, self.product_id)
         return product
 
 
@@ -212,19 +214,13 @@ class Order(Node):
 
     @_guarded(OrderOwner)  # null while the order has no payment (e.g. pending)
     async def payment(self, info: strawberry.Info[Context, None]) -> Payment | None:
-        payment: Payment | None = await info.context.loaders["payment_by_order"].load(self.id)
+        payment: Payment | None = await info.context.loaders.payment_by_order.load(self.id)
         return payment
 
     @_guarded(OrderOwner)  # null until the order ships
     async def shipment(self, info: strawberry.Info[Context, None]) -> Shipment | None:
-        shipment: Shipment | None = await info.context.loaders["shipment_by_order"].load(self.id)
+        shipment: Shipment | None = await info.context.loaders.shipment_by_order.load(self.id)
         return shipment
-
-
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
 
 
 @strawberry.type
@@ -240,41 +236,30 @@ class OrderConnection:
     total_count: int
 
 
-def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
-
-
-def _offset(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    try:
-        kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        offset = int(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        offset = -1
-        kind = ""
-    if kind != "offset" or offset < 0:
-        raise BadUserInput("'after' is not a cursor this API issued")
-    return offset + 1
-
-
 @strawberry.type
 class Customer(Node):
     name: str
     # Nullable: another customer's email is null with a FORBIDDEN error, the name still shown.
     email: str | None = strawberry.field(permission_classes=[CustomerSelf])
 
+    @classmethod
+    def from_crm(cls, raw: dict[str, Any]) -> Customer:
+        return cls(id=raw["id"], name=raw["name"], email=raw["email"])
+
     @_guarded(CustomerSelf)
     async def orders(
         self, info: strawberry.Info[Context, None], first: int = 10, after: str | None = None
     ) -> OrderConnection | None:  # nullable: a CRM failure must not null the customer
-        if not 1 <= first <= _MAX_PAGE:
-            raise BadUserInput(f"'first' must be between 1 and {_MAX_PAGE}")
-        start = _offset(after)
-        page: OrderConnection = await info.context.loaders["customer_orders"].load(
-            (self.id, start, first)
+        rows, has_next, total = await CUSTOMER_ORDERS.page(
+            info.context, first, after, path_params={"id": self.id}
         )
-        return page
+        edges = [OrderEdge(cursor=cursor, node=Order.from_crm(row)) for cursor, row in rows]
+        end = edges[-1].cursor if edges else None
+        return OrderConnection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=has_next, end_cursor=end),
+            total_count=total or 0,
+        )
 
 
 @strawberry.type
@@ -283,120 +268,65 @@ class Query:
     async def customer(
         self, info: strawberry.Info[Context, None], id: strawberry.ID
     ) -> Customer | None:
-        customer: Customer | None = await info.context.loaders["customers"].load(id)
+        customer: Customer | None = await info.context.loaders.customers.load(id)
         return customer
 
     @strawberry.field
     async def product(
         self, info: strawberry.Info[Context, None], id: strawberry.ID
     ) -> Product | None:
-        product: Product | None = await info.context.loaders["products"].load(id)
+        product: Product | None = await PRODUCTS.load(info, id)
         return product
 
     @strawberry.field
     async def order(self, info: strawberry.Info[Context, None], id: strawberry.ID) -> Order | None:
-        order: Order | None = await info.context.loaders["orders"].load(id)
+        order: Order | None = await info.context.loaders.orders.load(id)
         return order
 
     @strawberry.field  # any object by its global id (c1, o1, p1)
     async def node(self, info: strawberry.Info[Context, None], id: strawberry.ID) -> Node | None:
-        node: Node | None = await _node(info.context, id)
+        node: Node | None = await _node(info, id)
         return node
 
     @strawberry.field  # objects of any kind by their global ids, in order
     async def search(
         self, info: strawberry.Info[Context, None], ids: list[strawberry.ID]
     ) -> list[SearchResult | None]:
-        if len(ids) > _MAX_PAGE:
-            raise BadUserInput(f"at most {_MAX_PAGE} ids")
-        return list(await asyncio.gather(*(_node(info.context, i) for i in ids)))
+        if len(ids) > _MAX_SEARCH:
+            raise BadUserInput(f"at most {_MAX_SEARCH} ids")
+        return list(await asyncio.gather(*(_node(info, i) for i in ids)))
 
 
 SearchResult = Annotated[Customer | Order | Product, strawberry.union("SearchResult")]
 
-_NODE_LOADERS = {"c": "customers", "o": "orders", "p": "products"}
+_MAX_SEARCH = 50
+_NODE_LOADERS = {"c": "customers", "o": "orders"}
 
 
-async def _node(ctx: Context, id: str) -> Any:
-    loader = _NODE_LOADERS.get(id[:1])
-    if loader is None or not id[1:].isdigit():
+async def _node(info: strawberry.Info[Context, None], id: str) -> Any:
+    if not id[1:].isdigit():
         return None
-    return await ctx.loaders[loader].load(id)
+    if id[:1] == "p":  # products are delegated: the catalog gets the client's selection
+        return await PRODUCTS.load(info, id)
+    loader = _NODE_LOADERS.get(id[:1])
+    return None if loader is None else await info.context.loaders[loader].load(id)
 
 
 # --- loaders: one batched upstream call per level --------------------------------------------
 
 
-@loaders.loader("customers")
-async def load_customers(ctx: Context, ids: list[str]) -> list[Customer | None]:
-    body = await ctx.upstreams.rest("crm").get("/customers", params={"ids": ",".join(ids)})
-    found = by_key(ids, body["data"], key=lambda c: c["id"])
-    return [Customer(id=c["id"], name=c["name"], email=c["email"]) if c else None for c in found]
+loaders.add(
+    "customers",
+    RestBatch("crm", "/customers", param="ids", key="id", build=Customer.from_crm),
+)
 
 
-@loaders.loader("customer_orders", max_batch_size=10)
-async def load_customer_orders(
-    ctx: Context, keys: list[tuple[str, int, int]]
-) -> list[OrderConnection | BaseException]:
-    # The CRM pages by number; our cursors are offsets. A window that straddles two CRM pages
-    # costs a second request, which only happens when a client changes `first` mid-way.
-    crm = ctx.upstreams.rest("crm")
-
-    async def window(customer_id: str, start: int, first: int) -> OrderConnection:
-        page = start // first + 1
-        params = {"page": page, "per_page": first}
-        body = await crm.get("/customers/{id}/orders", id=customer_id, params=params)
-        rows = body["data"][start % first :]
-        if start % first and page < body["total_pages"]:
-            following = await crm.get(
-                "/customers/{id}/orders", id=customer_id, params={**params, "page": page + 1}
-            )
-            rows += following["data"]
-        rows = rows[:first]
-        edges = [
-            OrderEdge(cursor=_cursor(start + i), node=Order.from_crm(row))
-            for i, row in enumerate(rows)
-        ]
-        total = body["total"]
-        return OrderConnection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=start + len(rows) < total,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-            total_count=total,
-        )
-
-    return list(await asyncio.gather(*(window(*key) for key in keys), return_exceptions=True))
-
-
-@loaders.loader("orders", max_batch_size=10)
-async def load_orders(ctx: Context, ids: list[str]) -> list[Order | BaseException | None]:
-    # The CRM has no batch endpoint for orders: fan out, one request per distinct id.
-    crm = ctx.upstreams.rest("crm")
-
-    async def one(order_id: str) -> Order | None:
-        try:
-            return Order.from_crm(await crm.get("/orders/{id}", id=order_id))
-        except UpstreamNotFound:
-            return None
-
-    # return_exceptions: a failure fails only its own key, as a per-key error.
-    return list(await asyncio.gather(*(one(i) for i in ids), return_exceptions=True))
-
-
-_PRODUCTS = """
-query Products($ids: [ID!]!) {
-  products(ids: $ids) { id name price { amount currency } reviews { id rating body } }
-}
-"""
-
-
-@loaders.loader("products")
-async def load_products(ctx: Context, ids: list[str]) -> list[Product | None]:
-    data = await ctx.upstreams.graphql("catalog").execute(_PRODUCTS, {"ids": ids})
-    found = by_key(ids, (p for p in data["products"] if p), key=lambda p: p["id"])
-    return [Product.from_catalog(p) if p else None for p in found]
+# The CRM has no batch endpoint for orders: one request per distinct id, 8 at a time.
+loaders.add(
+    "orders",
+    RestEach("crm", "/orders/{id}", concurrency=8, build=Order.from_crm),
+    max_batch_size=10,
+)
 
 
 @loaders.loader("payment_by_order")
@@ -416,14 +346,17 @@ async def load_payments(ctx: Context, order_ids: list[str]) -> list[Payment | No
     return [Payment.from_payments(latest[o]) if o in latest else None for o in order_ids]
 
 
-@loaders.loader("shipment_by_order")
-async def load_shipments(ctx: Context, order_ids: list[str]) -> list[Shipment | None]:
-    body = await ctx.upstreams.rest("shipping").get(
-        "/shipments", params={"order_ids": ",".join(order_ids)}
-    )
-    rows = (body.get("shipments") or {}).get("shipment") or []
-    found = by_key(order_ids, rows, key=lambda s: s["order_id"])
-    return [Shipment.from_shipping(s) if s else None for s in found]
+loaders.add(
+    "shipment_by_order",
+    RestBatch(
+        "shipping",
+        "/shipments",
+        param="order_ids",
+        key="order_id",
+        items="shipments.shipment",
+        build=Shipment.from_shipping,
+    ),
+)
 
 
 schema = GatewaySchema(query=Query, loaders=loaders, types=[Customer, Order, Product])

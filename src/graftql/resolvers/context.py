@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from graftql.resolvers.cursors import CursorSigner
 from graftql.resolvers.loaders import LoaderRegistry, RequestLoaders
 from graftql.upstreams import Upstreams, caller
 
@@ -35,6 +36,7 @@ class Context:
     registry: LoaderRegistry = field(default_factory=LoaderRegistry, repr=False)
     principal: Mapping[str, Any] = field(default_factory=dict)  # filled by inbound auth
     connection_params: dict[str, Any] | None = None  # a WebSocket's connection_init payload
+    cursors: CursorSigner = field(default_factory=CursorSigner, repr=False)  # pagination
 
     def __post_init__(self) -> None:
         self.loaders = self.registry.for_request(self)

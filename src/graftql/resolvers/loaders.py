@@ -9,7 +9,12 @@ A schema module declares its loaders once, in code::
         body = await ctx.upstreams.rest("crm").get("/customers", params={"ids": ",".join(ids)})
         return by_key(ids, body["data"], key=lambda c: c["id"])
 
-and resolvers call ``await info.context.loaders["customers"].load(id)``. Every request gets a
+or declares one from its shape (``graftql.resolvers.batch``)::
+
+    loaders.add("customers", RestBatch("crm", "/customers", param="ids", key="id"))
+
+and resolvers call ``await info.context.loaders.customers.load(id)`` (or
+``loaders["customers"]``). Every request gets a
 fresh set of ``aiodataloader.DataLoader`` objects (created on first use), so batching and the
 per-key cache never reach across requests or users.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,7 +35,7 @@ from graftql.upstreams.events import emit
 if TYPE_CHECKING:
     from graftql.resolvers.context import Context
 
-__all__ = ["BatchLoadFn", "LoaderRegistry", "RequestLoaders", "by_key"]
+__all__ = ["BatchLoadFn", "LoaderRegistry", "RequestLoaders", "by_key", "current_batch"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -37,6 +43,10 @@ V = TypeVar("V")
 BatchLoadFn = Callable[["Context", list[Any]], Awaitable[Sequence[Any]]]
 Fallback = Callable[[Any, UpstreamError], Any]
 _F = TypeVar("_F", bound=BatchLoadFn)
+
+# The loader batch the running task works for: (loader name, number of keys). Upstream calls
+# made inside a batch function see it, so explain can say how many keys a call carried.
+current_batch: ContextVar[tuple[str, int] | None] = ContextVar("graftql_batch", default=None)
 
 
 def by_key(keys: Sequence[K], items: Iterable[V], key: Callable[[V], K]) -> list[V | None]:
@@ -80,6 +90,18 @@ class LoaderRegistry:
 
         return register
 
+    def add(
+        self,
+        name: str,
+        batch_load: BatchLoadFn,
+        *,
+        max_batch_size: int = 100,
+        fallback: Fallback | None = None,
+    ) -> None:
+        """Register a batch function under ``name``: a declared shape such as
+        ``RestBatch(...)`` (``graftql.resolvers.batch``) or any ``(ctx, keys)`` coroutine."""
+        self.loader(name, max_batch_size=max_batch_size, fallback=fallback)(batch_load)
+
     def __contains__(self, name: object) -> bool:
         return name in self._specs
 
@@ -91,6 +113,7 @@ class LoaderRegistry:
 
 
 async def _run(spec: _LoaderSpec, context: Context, keys: list[Any]) -> list[Any]:
+    current_batch.set((spec.name, len(keys)))  # this batch runs in a task of its own
     try:
         results: list[Any] = list(await spec.batch_load(context, keys))
     except UpstreamError as error:
@@ -138,3 +161,11 @@ class RequestLoaders:
             )
             self._loaders[name] = loader
         return loader
+
+    def __getattr__(self, name: str) -> DataLoader[Any, Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except UnknownName as error:
+            raise AttributeError(str(error)) from None

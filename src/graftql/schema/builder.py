@@ -39,8 +39,10 @@ from strawberry.types.graphql import OperationType
 from graftql.config import ServerConfig
 from graftql.errors import ConfigError, GraftqlError
 from graftql.resolvers import Context, LoaderRegistry
+from graftql.resolvers.delegation import install_upstream_resolvers
 from graftql.schema.documents import CheckedDocuments, DocumentChecker
 from graftql.schema.executor import LeanExecutionContext
+from graftql.schema.explain import Explain, explain_enabled, listen_for_calls
 from graftql.schema.masking import (
     MaskUnexpectedErrors,
     NoSuggestionsExecutionContext,
@@ -192,6 +194,9 @@ class GatewaySchema:
             lambda: _Deadline(server),
             *self.extensions,
         ]
+        if explain_enabled(server):
+            listen_for_calls()
+            extensions.append(lambda: Explain(server))
         if report is not None:  # outermost: it sees the operations the others refuse too
             count_upstream_calls()
             extensions.insert(0, lambda: ObserveOperations(report))
@@ -216,6 +221,7 @@ class GatewaySchema:
         except Exception as exc:  # strawberry's own words say which type or field is wrong
             reason = " ".join(str(exc).split())  # one line, as every config error
             raise ConfigError.at("schema", f"strawberry rejected the schema: {reason}") from exc
+        install_upstream_resolvers(schema._schema)
         if not server.introspection_enabled:
             schema._schema.__class__ = _HiddenTypesSchema
         return schema

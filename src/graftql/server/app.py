@@ -13,6 +13,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from graftql.config import GatewayConfig
 from graftql.resolvers import Context
+from graftql.resolvers.cursors import CursorSigner
 from graftql.schema import GatewaySchema, load_schema
 from graftql.schema.observe import OperationReport
 from graftql.server.cors import cors_middleware, websocket_origins
@@ -55,12 +56,15 @@ def create_app(
         config.server, trusted=persisted.trusted_hashes, report=report
     )
     identity = InboundAuth(config.server.auth) if config.server.auth is not None else None
+    secret = config.server.cursor_secret
+    cursors = CursorSigner(secret.reveal().encode()) if secret is not None else CursorSigner()
     websocket = GraphQLEndpoint(
         strawberry_schema,
         upstreams=clients,
         loaders=gateway_schema.loaders,
         allowed_origins=websocket_origins(config.server.cors),
         identity=identity,
+        cursors=cursors,
     )
 
     async def context(request: Request, response: Response) -> Context:
@@ -69,6 +73,7 @@ def create_app(
             response=response,
             upstreams=clients,
             registry=gateway_schema.loaders,
+            cursors=cursors,
         )
 
     server = config.server

@@ -14,6 +14,7 @@ from strawberry.asgi import GraphQL
 from strawberry.types.unset import UnsetType
 
 from graftql.resolvers import Context, LoaderRegistry
+from graftql.resolvers.cursors import CursorSigner
 from graftql.server.identity import InboundAuth, websocket_principal
 from graftql.upstreams import Upstreams
 
@@ -31,6 +32,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         loaders: LoaderRegistry,
         allowed_origins: Sequence[str] = (),
         identity: InboundAuth | None = None,
+        cursors: CursorSigner | None = None,
     ) -> None:
         # A handshake from another origin's page (not the gateway's own, not one of
         # allowed_origins) is refused with 403 before it is accepted: see server/cors.py.
@@ -38,6 +40,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self._upstreams = upstreams
         self._loaders = loaders
         self._identity = identity
+        self._cursors = cursors or CursorSigner()
 
     # orjson: a response is mostly JSON encoding once the upstreams have answered.
     def decode_json(self, data: str | bytes) -> object:
@@ -56,6 +59,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             response=response if isinstance(response, Response) else None,
             upstreams=self._upstreams,
             registry=self._loaders,
+            cursors=self._cursors,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

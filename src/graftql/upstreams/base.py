@@ -216,8 +216,37 @@ class Upstream:
         if idempotent is None:
             idempotent = request.method in ("GET", "HEAD")
         policy: CallPolicy = request.extensions.get("graftql.policy") or self.policy
-        if idempotent and policy.dedup:
-            key = request_key(request)
+        key = request_key(request) if idempotent and policy.dedup else None
+        if not events.listening():
+            return await self._dispatch(request, policy, idempotent, key)
+        joined = key is not None and key in self.flights
+        started = time.monotonic()
+        outcome, attempts = "ok", 0
+        try:
+            response = await self._dispatch(request, policy, idempotent, key)
+            attempts = response.extensions.get("graftql.attempts", 0)
+            return response
+        except UpstreamError as error:
+            outcome, attempts = error.code, error.attempts
+            raise
+        finally:
+            # One event per call as its caller saw it (explain): a call that joined another
+            # made no attempt of its own; its attempts are those of the call it shared.
+            emit(
+                "call",
+                self.name,
+                method=request.method,
+                target=request.url.path,  # never the query: it may carry a credential
+                attempts=attempts,
+                joined=joined,
+                outcome=outcome,
+                seconds=time.monotonic() - started,
+            )
+
+    async def _dispatch(
+        self, request: httpx.Request, policy: CallPolicy, idempotent: bool, key: Hashable | None
+    ) -> httpx.Response:
+        if key is not None:
             left = deadline.remaining()
             try:
                 # A caller that joins a shared call still waits only until its own deadline;
@@ -257,6 +286,7 @@ class Upstream:
             try:
                 response = await self._guarded(request, call)
             except UpstreamError as error:
+                error.attempts = attempt
                 if events.listening():
                     self._attempted(request, attempt, error.code, error.status, started)
                 if not (
@@ -277,6 +307,7 @@ class Upstream:
                 await asyncio.sleep(pause)
                 attempt += 1
             else:
+                response.extensions["graftql.attempts"] = attempt
                 if events.listening():
                     self._attempted(request, attempt, "ok", response.status_code, started)
                 return response

@@ -8,7 +8,9 @@ status, seconds), ``retry`` (attempt, delay, reason), ``breaker`` (state),
 rejected, principal; for OAuth2 token fetches), ``auth_rejected`` (status, method, principal: an
 upstream answered 401/403), ``secret_reload`` (key, outcome: changed | unchanged | failed,
 principal), ``cache`` (outcome: hit | miss | stale | revalidated | bypass, scope: service |
-principal, and for stale and bypass a reason). ``token``, ``auth_rejected`` and
+principal, and for stale and bypass a reason), ``call`` (once per call as its caller saw it,
+after its attempts: method, target (the URL path, never the query), attempts, joined (it shared
+a call in flight), outcome, seconds). ``token``, ``auth_rejected`` and
 ``secret_reload`` are the audit trail (``server/logs.py``). A listener must be quick;
 if it raises, the error is logged and the call that emitted the event goes on as if nothing
 happened.

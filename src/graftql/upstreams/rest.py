@@ -74,6 +74,7 @@ class RestUpstream(Upstream):
     ) -> None:
         super().__init__(name, config, transport=transport, shared=shared)
         self._force_list = tuple(config.xml.force_list)
+        self._namespaces = {uri: prefix or None for uri, prefix in config.xml.namespaces.items()}
         self._base_path = self.url.raw_path.partition(b"?")[0]
         self._base_query = dict(self.url.params)
 
@@ -107,12 +108,69 @@ class RestUpstream(Upstream):
         params: Mapping[str, QueryValue] | None = None,
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
     ) -> Any:
+        """The decoded body; ``idempotent`` marks a POST that only reads (a batch lookup),
+        so it may be retried and shared like a GET."""
+        response = await self.request_response(
+            method,
+            path,
+            path_params,
+            params=params,
+            json_body=json_body,
+            headers=headers,
+            idempotent=idempotent,
+        )
+        return self.decode(response)
+
+    async def request_response(
+        self,
+        method: str,
+        path: str,
+        path_params: Mapping[str, str | int] | None = None,
+        *,
+        params: Mapping[str, QueryValue] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> httpx.Response:
+        """The response itself (read, 2xx), for callers that need its headers (``Link``)."""
         request = self.build_request(
             method, path, path_params, params=params, json_body=json_body, headers=headers
         )
-        response = await self.send(request)
-        return self.decode(response)
+        return await self.send(request, idempotent=idempotent)
+
+    def without_configured_query(self, url: str) -> str:
+        """``url`` without the query values the configuration adds (an API key in the URL),
+        so that what a client may see (a cursor) never holds them; ``get_url`` adds them."""
+        if not self._base_query:
+            return url
+        path, _, query = url.partition("?")
+        params = httpx.QueryParams(query)
+        for name in self._base_query:
+            params = params.remove(name)
+        return path + (f"?{params}" if params else "")
+
+    async def get_url(
+        self, url: str, *, headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
+        """GET a URL the upstream itself handed out (a ``Link: rel="next"``). It must be on
+        the configured origin and under the configured base path; anything else is
+        ``UpstreamBadResponse`` and nothing is sent."""
+        target = self.url.join(url)
+        base = self._base_path.rstrip(b"/") + b"/"
+        if (
+            (target.scheme, target.host, target.port)
+            != (self.url.scheme, self.url.host, self.url.port)
+            or not (target.raw_path.partition(b"?")[0] + b"/").startswith(base)
+            or b"/../" in target.raw_path + b"/"
+        ):
+            raise UpstreamBadResponse(
+                self.name, f"{self.name} pointed to a URL outside its configured base"
+            )
+        if self._base_query:  # configured values (an API key) are never kept in a cursor
+            target = target.copy_merge_params(self._base_query)
+        return await self.send(self.prepare("GET", target, headers=headers))
 
     async def get(
         self,
@@ -134,8 +192,14 @@ class RestUpstream(Upstream):
             if media == "application/json" or media.endswith("+json"):
                 return orjson.loads(content)
             if media in ("application/xml", "text/xml") or media.endswith("+xml"):
+                # No entities at all: neither internal expansion (billion laughs) nor external
+                # ones (a file or URL read on the gateway). Size: max_response_bytes.
                 return xmltodict.parse(
-                    content, disable_entities=True, force_list=self._force_list or None
+                    content,
+                    disable_entities=True,
+                    force_list=self._force_list or None,
+                    process_namespaces=bool(self._namespaces),
+                    namespaces=self._namespaces or None,
                 )
         except (ValueError, ExpatError) as exc:  # entity declarations are a ValueError
             kind = "JSON" if "json" in media else "XML"

@@ -45,6 +45,10 @@ class SingleFlight(Generic[T]):
     def __len__(self) -> int:
         return len(self._calls)
 
+    def __contains__(self, key: Hashable) -> bool:
+        """Would a call with ``key`` join one in flight now?"""
+        return key in self._calls
+
     async def do(self, key: Hashable, call: Callable[[], Awaitable[T]]) -> T:
         running = self._calls.get(key)
         if running is not None:
