@@ -19,10 +19,16 @@ import websockets
 from graftql import Context, Fallback, GatewaySchema, LoaderRegistry
 from graftql.config import BreakerConfig, UpstreamConfig, parse_config
 from graftql.demo.servers import ServerThread
-from graftql.errors import CircuitOpen, ConfigError, UpstreamBadResponse, UpstreamUnavailable
+from graftql.errors import (
+    CircuitOpen,
+    ConfigError,
+    UpstreamBadResponse,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from graftql.server import create_app
 from graftql.testing import ChaosUpstream, Hang, Latency, Respond, RetryAfter
-from graftql.upstreams import GraphQLUpstream, RestUpstream, Upstreams, events
+from graftql.upstreams import GraphQLUpstream, RestUpstream, Upstreams, deadline, events
 from graftql.upstreams.breaker import CircuitBreaker
 from integration.helpers import assert_within_rate, graphql
 
@@ -509,3 +515,20 @@ async def test_a_compressed_answer_is_capped_unpacked_without_unpacking_it_all(
     finally:
         tracemalloc.stop()
         await upstream.aclose()
+
+
+async def test_a_call_whose_deadline_ran_out_before_its_turn_is_a_timeout(
+    chaos: ChaosUpstream,
+) -> None:
+    """Out of time before the rate limit's step (it queued in the bulkhead, say): a timeout,
+    never UPSTREAM_RATE_LIMITED, and nothing is sent."""
+    chaos.route("GET /items", Respond(json={}))
+    upstream = rest(chaos.url, dedup=False)
+    token = deadline.start(0)
+    try:
+        with pytest.raises(UpstreamTimeout, match="deadline passed before svc answered"):
+            await upstream.get("/items")
+    finally:
+        deadline.reset(token)
+        await upstream.aclose()
+    assert chaos.total == 0

@@ -126,12 +126,28 @@ def install_upstream_resolvers(schema: GraphQLSchema) -> None:
     for named in schema.type_map.values():
         if not isinstance(named, GraphQLObjectType) or named.name.startswith("__"):
             continue
+        mirrored = False
         for field in named.fields.values():
             definition = _definition(field)
+            mirrored = mirrored or (definition is not None and _is_forwarded(field))
             # A field with a resolver (for its arguments) keeps strawberry's path: on an
             # object that is not a delegated answer, its resolver runs.
             if definition is not None and _is_forwarded(field) and not definition.base_resolver:
                 field.resolve = _by_response_key(definition.python_name)
+        if mirrored and named.is_type_of is not None:
+            # In an interface or union, strawberry asks each type whether an object is its
+            # own (isinstance): a delegated answer is the upstream's dict, so say yes to it
+            # too, unless its __typename (when selected) names another type.
+            named.is_type_of = _or_delegated(named.name, named.is_type_of)
+
+
+def _or_delegated(name: str, is_type_of: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def check(obj: Any, info: Any) -> Any:
+        if isinstance(obj, Mapping):
+            return obj.get("__typename", name) == name
+        return is_type_of(obj, info)
+
+    return check
 
 
 def upstream_field(**kwargs: Any) -> Any:

@@ -396,6 +396,12 @@ class Upstream:
 
     async def _take_rate_token(self) -> None:
         budget = deadline.remaining()
+        if budget is not None and budget <= 0:
+            # The time ran out before this call's turn (e.g. while it queued in the
+            # bulkhead): a timeout, whatever a rate limit would have said about a wait of 0.
+            raise self._refused(
+                UpstreamTimeout, f"the request's deadline passed before {self.name} answered"
+            )
         try:
             if self._shared_rate is not None and self.config.rate_limit is not None:
                 try:
