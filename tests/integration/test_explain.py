@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import strawberry
-from helpers import reset, serve
+from helpers import demo_token, reset, serve
 
 from graftql import Context, GatewaySchema, LoaderRegistry, RestBatch
 from graftql.testing import ChaosUpstream
@@ -152,7 +152,8 @@ def test_trusted_without_a_secret_is_a_config_error() -> None:
 def test_demo_storefront_explained(gateway: str, demo_services: Mapping[str, str]) -> None:
     reset(demo_services)
     query = '{ customer(id: "c1") { name orders(first: 3) { edges { node { id } } } } }'
-    body = _post(gateway, query, {"graftql-explain": "yes"})
+    staff = f"Bearer {demo_token('staff')}"  # the demo's orders are not for anonymous callers
+    body = _post(gateway, query, {"graftql-explain": "yes", "authorization": staff})
     calls = _calls(body)
     assert {(c["upstream"], c["target"]) for c in calls} == {
         ("crm", "/customers"),
