@@ -28,6 +28,7 @@ from graftql.config.server import (
     PersistedOperationsConfig,
     ServerConfig,
 )
+from graftql.config.tracing import TracingConfig
 from graftql.config.upstream import (
     BreakerConfig,
     BulkheadConfig,
@@ -59,6 +60,7 @@ __all__ = [
     "RetryConfig",
     "Secret",
     "ServerConfig",
+    "TracingConfig",
     "UpstreamConfig",
     "XmlConfig",
     "errors_of",

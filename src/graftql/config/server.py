@@ -13,6 +13,7 @@ from pydantic import (
 )
 
 from graftql.config._base import _header_name, _Model, _network, _origin
+from graftql.config.tracing import TracingConfig
 from graftql.references import EnvStr
 
 
@@ -155,6 +156,8 @@ class ServerConfig(_Model):
     log_format: Literal["json", "text"] | None = None
     # Prometheus metrics at /metrics (docs/operations.md, "Metrics").
     metrics: bool = True
+    # OpenTelemetry traces (docs/operations.md, "Traces"); off unless enabled.
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -12,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from graftql.config import GatewayConfig
+from graftql.errors import ConfigError
 from graftql.resolvers import Context
 from graftql.schema import GatewaySchema, load_schema
 from graftql.schema.observe import OperationReport
@@ -25,6 +27,9 @@ from graftql.server.persisted import PersistedOperations
 from graftql.server.request_id import RequestId
 from graftql.upstreams import Upstreams
 
+if TYPE_CHECKING:
+    from graftql.server.tracing import GatewayTracing
+
 __all__ = ["create_app"]
 
 
@@ -33,16 +38,19 @@ def create_app(
     schema: GatewaySchema | None = None,
     *,
     upstreams: Upstreams | None = None,
+    tracer_provider: Any = None,
 ) -> Starlette:
     """Build the gateway for ``config``; ``schema`` defaults to the one ``schema:`` names.
 
     The upstream clients (each with its own connection pool) are created here and closed when
-    the application shuts down.
+    the application shuts down. ``tracer_provider`` (an OpenTelemetry ``TracerProvider``)
+    replaces the one ``server.tracing`` would build from the ``OTEL_*`` variables.
     """
     gateway_schema = schema if schema is not None else load_schema(config.schema_)
     clients = upstreams if upstreams is not None else Upstreams.from_config(config)
     persisted = PersistedOperations(config.server.persisted_operations)
     metrics = GatewayMetrics(clients) if config.server.metrics else None
+    tracing = _tracing(config, clients, tracer_provider)
 
     def report(operation: OperationReport) -> None:  # once per operation, any transport
         if metrics is not None:
@@ -50,7 +58,10 @@ def create_app(
         log_operation(operation)
 
     strawberry_schema = gateway_schema.build(
-        config.server, trusted=persisted.trusted_hashes, report=report
+        config.server,
+        trusted=persisted.trusted_hashes,
+        report=report,
+        outer=[tracing.extension] if tracing is not None else (),
     )
     websocket = GraphQLEndpoint(
         strawberry_schema,
@@ -85,8 +96,12 @@ def create_app(
             await clients.start()
             if metrics is not None:
                 metrics.start()
+            if tracing is not None:
+                tracing.start()
             yield
         finally:
+            if tracing is not None:
+                tracing.stop()
             if metrics is not None:
                 await metrics.stop()
             await clients.aclose()
@@ -107,3 +122,16 @@ def create_app(
     app.state.upstreams = clients
     app.state.metrics = metrics
     return app
+
+
+def _tracing(config: GatewayConfig, clients: Upstreams, provider: Any) -> GatewayTracing | None:
+    if not config.server.tracing.enabled:
+        return None
+    try:
+        from graftql.server.tracing import GatewayTracing
+    except ImportError as exc:
+        raise ConfigError.at(
+            "server.tracing.enabled",
+            f"needs OpenTelemetry: pip install 'graftql[otel]' ({exc.name} is missing)",
+        ) from None
+    return GatewayTracing.from_config(config.server.tracing, clients, provider=provider)
