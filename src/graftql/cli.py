@@ -80,9 +80,14 @@ def _run_server(args: argparse.Namespace) -> int:
     from graftql.server.process import CONFIG_ENV, LOG_LEVEL_ENV, MODE_ENV, tune_gc
 
     _importable_cwd()
+
+    def load() -> GatewayConfig:  # at start, and again on SIGHUP
+        return _with_overrides(load_config(args.config), args)
+
     try:
-        config = _with_overrides(load_config(args.config), args)
-        app = create_app(config)  # with several workers, only to find problems before they start
+        config = load()
+        # With several workers, only to find problems before they start.
+        app = create_app(config, reload_config=load if args.workers == 1 else None)
     except ConfigError as exc:
         _fail(args.config, exc)
     configure_logging(config, args.log_level)

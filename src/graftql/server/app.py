@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from graftql.server.http import GraphQLHTTP, HttpSettings
 from graftql.server.logs import log_operation
 from graftql.server.metrics import GatewayMetrics
 from graftql.server.persisted import PersistedOperations
+from graftql.server.reload import ConfigReloader
 from graftql.server.request_id import RequestId
 from graftql.upstreams import Upstreams
 
@@ -39,18 +40,22 @@ def create_app(
     *,
     upstreams: Upstreams | None = None,
     tracer_provider: Any = None,
+    reload_config: Callable[[], GatewayConfig] | None = None,
 ) -> Starlette:
     """Build the gateway for ``config``; ``schema`` defaults to the one ``schema:`` names.
 
     The upstream clients (each with its own connection pool) are created here and closed when
     the application shuts down. ``tracer_provider`` (an OpenTelemetry ``TracerProvider``)
-    replaces the one ``server.tracing`` would build from the ``OTEL_*`` variables.
+    replaces the one ``server.tracing`` would build from the ``OTEL_*`` variables. With
+    ``reload_config`` (it reads and validates the file again), SIGHUP reloads the upstreams'
+    policies and secrets (``server/reload.py``); the app must then run in the main thread.
     """
     gateway_schema = schema if schema is not None else load_schema(config.schema_)
     clients = upstreams if upstreams is not None else Upstreams.from_config(config)
     persisted = PersistedOperations(config.server.persisted_operations)
     metrics = GatewayMetrics(clients) if config.server.metrics else None
     tracing = _tracing(config, clients, tracer_provider)
+    reloader = ConfigReloader(reload_config, config, clients) if reload_config is not None else None
 
     def report(operation: OperationReport) -> None:  # once per operation, any transport
         if metrics is not None:
@@ -98,8 +103,12 @@ def create_app(
                 metrics.start()
             if tracing is not None:
                 tracing.start()
+            if reloader is not None:
+                reloader.install()
             yield
         finally:
+            if reloader is not None:
+                reloader.uninstall()
             if tracing is not None:
                 tracing.stop()
             if metrics is not None:
@@ -121,6 +130,7 @@ def create_app(
     app.state.config = config
     app.state.upstreams = clients
     app.state.metrics = metrics
+    app.state.reloader = reloader
     return app
 
 

@@ -97,12 +97,17 @@ class RedactSecrets(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        variants: set[str] = set()
+        self._variants: set[str] = set()
+        self._secrets: re.Pattern[str] | None = None
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Mask these secrets too (a configuration reload brings rotated ones)."""
         for secret in secrets:
             if len(secret) >= _MIN_SECRET:
-                variants.update((secret, quote(secret, safe=""), quote_plus(secret)))
+                self._variants.update((secret, quote(secret, safe=""), quote_plus(secret)))
         # Longest first, so a secret that contains another is masked whole.
-        ordered = sorted(variants, key=len, reverse=True)
+        ordered = sorted(self._variants, key=len, reverse=True)
         self._secrets = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     @classmethod
