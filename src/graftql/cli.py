@@ -1,4 +1,4 @@
-"""The ``graftql`` command: serve | demo | check.
+"""The ``graftql`` command: serve | demo | check | status.
 
 Configuration problems print one line per problem, naming the key, and exit with status 2;
 they never print a traceback.
@@ -170,6 +170,17 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from graftql.status import EXIT_NO_ANSWER, EXIT_NOT_READY, fetch_status, render_status
+
+    try:
+        code, body = fetch_status(args.url, timeout=args.timeout)
+    except ValueError as exc:
+        print(f"graftql: {exc}", file=sys.stderr)
+        return EXIT_NO_ANSWER
+    return 0 if render_status(args.url, code, body, sys.stdout) else EXIT_NOT_READY
+
+
 def _demo(args: argparse.Namespace) -> int:
     from graftql.demo.runner import run_demo
 
@@ -214,6 +225,14 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a gateway.yaml without starting anything")
     check.add_argument("config", help="path to gateway.yaml")
     check.set_defaults(run=_check)
+
+    status = commands.add_parser(
+        "status",
+        help="a running gateway's readiness as a table (exit 1: not ready, 3: no answer)",
+    )
+    status.add_argument("--url", default="http://127.0.0.1:8000", help="the gateway's base URL")
+    status.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for /readyz")
+    status.set_defaults(run=_status)
     return parser
 
 
