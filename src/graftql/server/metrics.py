@@ -2,9 +2,10 @@
 
 Counted from two sources: the report of every GraphQL operation (``schema/observe.py``) and the
 upstream events (``upstreams/events.py``). What has no event is read from the upstreams
-themselves: breaker state and transitions, in-flight dedup joins, the quota an upstream last
-reported. Those are read when ``/metrics`` is scraped and after each upstream attempt, so they
-are right even for changes no event reports (an open breaker turning half-open with time).
+themselves: breaker state and transitions, in-flight dedup joins, the quota (and its limit) an
+upstream last reported. Those are read when ``/metrics`` is scraped and after each upstream
+attempt, so they are right even for changes no event reports (an open breaker turning
+half-open with time).
 
 Label values are bounded: upstream names come from the configuration (events of any other
 name are ignored), methods and error codes from graftql's code, operation types from GraphQL.
@@ -59,12 +60,13 @@ def multiprocess() -> bool:
 class _Seen:
     """What was last counted or written for one upstream's read-at-scrape values."""
 
-    __slots__ = ("breaker_change", "joined", "quota")
+    __slots__ = ("breaker_change", "joined", "quota", "quota_limit")
 
     def __init__(self) -> None:
         self.breaker_change: object = None  # the last entry of breaker.changes counted
         self.joined = 0
         self.quota: float | None = None
+        self.quota_limit: float | None = None
 
 
 class GatewayMetrics:
@@ -150,6 +152,14 @@ class GatewayMetrics:
         self.quota_remaining = Gauge(
             "graftql_upstream_quota_remaining",
             "Calls left in the upstream's quota, as its rate-limit headers last said.",
+            ["upstream"],
+            registry=registry,
+            multiprocess_mode="livemostrecent",
+        )
+        self.quota_limit = Gauge(
+            "graftql_upstream_quota_limit",
+            "The upstream's quota per window, as its rate-limit headers last said (when they "
+            "say it): with quota_remaining, the share left.",
             ["upstream"],
             registry=registry,
             multiprocess_mode="livemostrecent",
@@ -276,6 +286,10 @@ class GatewayMetrics:
         if remaining is not None and remaining != seen.quota:
             self.quota_remaining.labels(name).set(remaining)
             seen.quota = remaining
+        limit = upstream.rate.limit
+        if limit is not None and limit != seen.quota_limit:
+            self.quota_limit.labels(name).set(limit)
+            seen.quota_limit = limit
 
     # -- /metrics -------------------------------------------------------------------------
 
