@@ -95,8 +95,8 @@ def render_status(url: str, http_status: int, body: Mapping[str, Any], out: Text
     else:
         widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
         for row in rows:
-            out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-            out.write("\n")
+            cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+            out.write("  ".join(cells).rstrip() + "\n")
     if extras:
         out.write("\n" + "\n".join(extras) + "\n")
     others = {k: v for k, v in body.items() if k not in ("status", "upstreams")}
