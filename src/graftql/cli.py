@@ -112,7 +112,16 @@ def _run_server(args: argparse.Namespace) -> int:
     if args.env:
         os.environ[MODE_ENV] = args.env
     del app
-    uvicorn.run("graftql.server.process:factory", factory=True, workers=args.workers, **options)
+    from graftql.server.reload import WorkerSupervisor
+
+    server_config = uvicorn.Config(
+        "graftql.server.process:factory", factory=True, workers=args.workers, **options
+    )
+    # uvicorn.run's multiprocess mode, with a supervisor that checks the file before SIGHUP
+    # replaces the workers.
+    WorkerSupervisor(
+        server_config, sockets=[server_config.bind_socket()], load=load, source=args.config
+    ).run()
     return 0
 
 

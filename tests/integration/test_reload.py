@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,25 +97,32 @@ class Gateway:
         return body
 
 
+@contextmanager
+def running(gateway: Gateway, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    with gateway.log_path.open("wb") as log:
+        command = [*GRAFTQL, "serve", "--config", str(gateway.config_path)]
+        process = subprocess.Popen(
+            [*command, "--port", str(gateway.port), *args],
+            cwd=gateway.tmp,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(gateway.tmp)},
+        )
+        try:
+            wait_until_up(f"{gateway.url}/healthz", process)  # type: ignore[arg-type]
+            yield process
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 @pytest.fixture
 def gateway(
     tmp_path: Path, chaos: ChaosUpstream
 ) -> Iterator[tuple[Gateway, subprocess.Popen[bytes]]]:
     gateway = Gateway(tmp_path, chaos)
-    with gateway.log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*GRAFTQL, "serve", "--config", str(gateway.config_path), "--port", str(gateway.port)],
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(tmp_path)},
-        )
-        try:
-            wait_until_up(f"{gateway.url}/healthz", process)  # type: ignore[arg-type]
-            yield gateway, process
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    with running(gateway) as process:
+        yield gateway, process
 
 
 def test_sighup_applies_a_new_timeout_and_a_rotated_secret_file_and_reports_what_waits(
@@ -217,3 +225,36 @@ def test_diff_names_changed_keys_and_rotated_secrets_by_path(tmp_path: Path) -> 
         "up.rate_limit",
         "up.retry.attempts",
     ]
+
+
+def test_with_workers_sighup_checks_the_file_then_replaces_the_workers(
+    tmp_path: Path, chaos: ChaosUpstream
+) -> None:
+    chaos.route("GET /item", Latency(1.0) + Respond(json={"ok": 1}))
+    gw = Gateway(tmp_path, chaos)
+    with running(gw, "--workers", "2") as process:
+        assert gw.query()["errors"][0]["extensions"]["code"] == "UPSTREAM_TIMEOUT"
+        # An invalid file: the supervisor says so, and the workers go on as they were.
+        gw.crm["timeout"] = "soon"
+        line = gw.hangup(process)
+        assert line["reload"] == "rejected"
+        assert line["message"] == (
+            "configuration reload rejected, the workers keep the running configuration: "
+            "upstreams.crm.timeout: input should be a valid number, unable to parse string "
+            "as a number"
+        )
+        assert gw.query()["errors"][0]["extensions"]["code"] == "UPSTREAM_TIMEOUT"
+        # A valid one: new workers, which read it.
+        gw.crm["timeout"] = 20
+        gw.token.write_text("token-two\n")
+        line = gw.hangup(process)
+        assert line["reload"] == "restarting_workers"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # until both old workers are replaced
+            answers = [gw.query() for _ in range(4)]
+            if all(answer == {"data": {"item": "{'ok': 1}"}} for answer in answers):
+                break
+        else:
+            raise AssertionError(f"the new timeout never applied: {answers}")
+        assert chaos.requests[-1].headers["authorization"] == "Bearer token-two"
+        assert process.poll() is None

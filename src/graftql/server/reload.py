@@ -1,6 +1,8 @@
 """Configuration reload on SIGHUP: new upstream policies and secrets, same process.
 
-``graftql serve`` (one worker) installs it: ``kill -HUP <pid>`` reads gateway.yaml again (and
+With several workers, ``WorkerSupervisor`` (the end of this module) validates the file and
+lets uvicorn replace the workers instead. ``graftql serve`` with one worker installs
+``ConfigReloader``: ``kill -HUP <pid>`` reads gateway.yaml again (and
 every ``file:`` and ``${VAR}`` secret it names), validates it, and applies what can change
 while the gateway runs. Connections stay open and calls in flight finish under the policies
 they started with; new calls get the new ones.
@@ -29,13 +31,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
+from uvicorn.supervisors import Multiprocess
 
 from graftql.config import GatewayConfig, Secret, UpstreamConfig
 from graftql.errors import ConfigError
 from graftql.server.logs import RedactSecrets, secret_values
 from graftql.upstreams import Upstreams
 
-__all__ = ["ConfigReloader", "Reload", "diff"]
+__all__ = ["ConfigReloader", "Reload", "WorkerSupervisor", "diff"]
 
 logger = logging.getLogger("graftql.reload")
 
@@ -128,9 +131,7 @@ class ConfigReloader:
             new = self._load()
         except ConfigError as exc:
             outcome = Reload(errors=list(exc.errors))
-            problems = "; ".join(
-                f"{path}: {reason}" if path else reason for path, reason in exc.errors
-            )
+            problems = _problems(exc)
             logger.error(
                 "configuration reload rejected, the running configuration is kept: %s",
                 problems,
@@ -210,3 +211,40 @@ def _mask_new_secrets(config: GatewayConfig) -> None:
         for found in handler.filters:
             if isinstance(found, RedactSecrets):
                 found.add(secrets)
+
+
+def _problems(error: ConfigError) -> str:
+    return "; ".join(f"{path}: {reason}" if path else reason for path, reason in error.errors)
+
+
+class WorkerSupervisor(Multiprocess):
+    """uvicorn's supervisor of ``--workers N``, whose SIGHUP first validates the file: a
+    file that does not load is rejected with one log line and the workers keep running;
+    otherwise uvicorn replaces the workers one by one (each new one is ready before an old one
+    stops), and they read everything afresh: with several workers a reload applies the whole
+    file except ``server.host`` and ``server.port`` (the supervisor's socket)."""
+
+    def __init__(
+        self, config: Any, sockets: Any, *, load: Callable[[], GatewayConfig], source: str
+    ) -> None:
+        super().__init__(config, sockets=sockets)
+        self._load = load
+        self._source = source
+
+    def handle_hup(self) -> None:
+        try:
+            self._load()
+        except ConfigError as exc:
+            problems = _problems(exc)
+            logger.error(
+                "configuration reload rejected, the workers keep the running configuration: %s",
+                problems,
+                extra={"graftql": {"reload": "rejected", "errors": problems}},
+            )
+            return
+        logger.info(
+            "configuration reloaded from %s: replacing the workers one by one",
+            self._source,
+            extra={"graftql": {"reload": "restarting_workers"}},
+        )
+        super().handle_hup()
