@@ -19,8 +19,10 @@ import pytest
 import yaml
 
 from graftql.config import parse_config
+from graftql.server.metrics import GatewayMetrics
 from graftql.server.reload import diff
 from graftql.testing import ChaosUpstream, Latency, Respond
+from graftql.upstreams import Upstreams
 from integration.test_cli import GRAFTQL, free_port_block, wait_until_up
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP here")
@@ -258,3 +260,36 @@ def test_with_workers_sighup_checks_the_file_then_replaces_the_workers(
             raise AssertionError(f"the new timeout never applied: {answers}")
         assert chaos.requests[-1].headers["authorization"] == "Bearer token-two"
         assert process.poll() is None
+
+
+async def test_a_reloaded_breaker_shows_in_the_metrics_and_an_unchanged_one_keeps_its_state(
+    chaos: ChaosUpstream,
+) -> None:
+    def config(**breaker: Any) -> Any:
+        upstream = {"kind": "rest", "url": chaos.url, "breaker": {"minimum_calls": 1, **breaker}}
+        return parse_config({"schema": "a:b", "upstreams": {"crm": upstream}})
+
+    upstreams = Upstreams.from_config(config())
+    metrics = GatewayMetrics(upstreams)
+    try:
+        metrics.start()
+        crm = upstreams["crm"]
+        assert crm.breaker is not None
+        crm.breaker.record(failed=True, duration=0.01)  # opens: 1 call, all failed
+        metrics.sync()
+        state = metrics.registry.get_sample_value
+        assert state("graftql_upstream_breaker_state", {"upstream": "crm"}) == 2
+        # The same breaker settings (a timeout changed): the open breaker stays open.
+        opened = crm.breaker
+        crm.reconfigure(config().upstreams["crm"].model_copy(update={"timeout": 2.0}))
+        assert crm.breaker is opened and crm.policy.timeout == 2.0
+        # New breaker settings: a new, closed breaker, and the gauge says so.
+        crm.reconfigure(config(open_for=30).upstreams["crm"])
+        assert crm.breaker is not opened
+        metrics.sync()
+        assert state("graftql_upstream_breaker_state", {"upstream": "crm"}) == 0
+        with pytest.raises(ValueError, match="a new kind or URL needs a new upstream"):
+            crm.reconfigure(config().upstreams["crm"].model_copy(update={"url": "http://x"}))
+    finally:
+        await metrics.stop()
+        await upstreams.aclose()

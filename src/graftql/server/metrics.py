@@ -60,9 +60,10 @@ def multiprocess() -> bool:
 class _Seen:
     """What was last counted or written for one upstream's read-at-scrape values."""
 
-    __slots__ = ("breaker_change", "joined", "quota", "quota_limit")
+    __slots__ = ("breaker", "breaker_change", "joined", "quota", "quota_limit")
 
     def __init__(self) -> None:
+        self.breaker: object = None  # the breaker last read (a reload may replace it)
         self.breaker_change: object = None  # the last entry of breaker.changes counted
         self.joined = 0
         self.quota: float | None = None
@@ -268,6 +269,13 @@ class GatewayMetrics:
     def _sync_upstream(self, name: str, upstream: Upstream, *, read_state: bool) -> None:
         seen = self._seen[name]
         breaker = upstream.breaker
+        if breaker is not seen.breaker:
+            # A configuration reload replaced the breaker: show the new one's state.
+            replaced = seen.breaker is not None
+            seen.breaker, seen.breaker_change = breaker, None
+            if replaced:
+                moved_to = breaker.changes[-1][1] if breaker and breaker.changes else "closed"
+                self.breaker_state.labels(name).set(_BREAKER_STATES[moved_to])
         if breaker is not None:
             if read_state:
                 breaker.state  # noqa: B018 - an open breaker turns half-open when it is read
