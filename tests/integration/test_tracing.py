@@ -7,13 +7,17 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import strawberry
+import yaml
 
 pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
 
@@ -29,6 +33,7 @@ from graftql.errors import ConfigError
 from graftql.server import create_app
 from graftql.server.logs import configure_logging
 from graftql.testing import ChaosUpstream, Respond
+from integration.test_cli import GRAFTQL, free_port_block, wait_until_up
 
 # A client's trace context (W3C): the gateway's server span must continue this trace.
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -241,3 +246,54 @@ def test_tracing_without_the_otel_extra_is_a_config_error(monkeypatch: pytest.Mo
             "needs OpenTelemetry: pip install 'graftql[otel]' (opentelemetry is missing)",
         )
     ]
+
+
+def test_serve_exports_spans_where_the_otel_variables_say(
+    tmp_path: Path, chaos: ChaosUpstream
+) -> None:
+    """`graftql serve` with tracing on and OTEL_TRACES_EXPORTER=console: the spans come out on
+    stdout (flushed at shutdown), with the service name from OTEL_SERVICE_NAME."""
+    chaos.route("GET /item", Respond(json={"ok": 1}))
+    (tmp_path / "traced_schema.py").write_text(
+        "from integration.test_tracing import SCHEMA as schema\n"
+    )
+    port = free_port_block(1)
+    (tmp_path / "gateway.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "schema": "traced_schema:schema",
+                "server": {"port": port, "tracing": {"enabled": True}},
+                "upstreams": {"crm": {"kind": "rest", "url": chaos.url}},
+            }
+        )
+    )
+    tests = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(tests)]),
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_SERVICE_NAME": "shop-gateway",
+    }
+    process = subprocess.Popen(
+        [*GRAFTQL, "serve", "--config", "gateway.yaml"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", process)  # type: ignore[arg-type]
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/graphql",
+            json={"query": "query Order { item }"},
+            headers={"traceparent": TRACEPARENT},
+        )
+        assert answer.json() == {"data": {"item": "{'ok': 1}"}}
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=30)
+    text = out.decode()
+    assert '"name": "query Order"' in text and '"name": "GET crm"' in text
+    assert f'"trace_id": "0x{CLIENT_TRACE}"' in text
+    assert '"service.name": "shop-gateway"' in text
+    assert chaos.requests[0].headers["traceparent"].startswith(f"00-{CLIENT_TRACE}-")
