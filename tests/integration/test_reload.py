@@ -161,7 +161,7 @@ def test_an_in_flight_request_survives_a_reload(
     gateway: tuple[Gateway, subprocess.Popen[bytes]], chaos: ChaosUpstream
 ) -> None:
     gw, process = gateway
-    chaos.route("GET /item", Latency(1.5) + Respond(json={"ok": 1}))
+    chaos.route("GET /item", Latency(3.0) + Respond(json={"ok": 1}))
     gw.crm["timeout"] = 20
     gw.hangup(process)
     results: list[dict[str, Any]] = []
