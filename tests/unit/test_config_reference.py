@@ -20,8 +20,8 @@ def test_configuration_md_is_not_stale() -> None:
 
 def test_every_key_of_every_block_has_a_row_with_a_meaning() -> None:
     text = DOC.read_text(encoding="utf-8")
+    # A TODO is a key whose meaning nobody wrote (in the page or as the field's description).
     assert "| TODO |" not in text
-    assert "## Blocks not yet placed" not in text, "move the generated sections into place"
     for block in blocks():
         assert f"<!-- generated: {block.path} -->" in text, block.path
 
