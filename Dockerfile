@@ -24,7 +24,8 @@ RUN python3 -m venv /opt/graftql \
 FROM python:3.11-slim
 RUN python3 -m pip uninstall -y pip setuptools wheel \
  && rm -rf /root/.cache /usr/local/bin/pip* \
- && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
+ && groupadd --system --gid 10001 graftql \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin graftql
 COPY --from=build /opt/graftql /opt/graftql
 ENV PATH=/opt/graftql/bin:$PATH \
