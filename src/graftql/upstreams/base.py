@@ -386,6 +386,12 @@ class Upstream:
 
     async def _take_rate_token(self) -> None:
         budget = deadline.remaining()
+        if budget is not None and budget <= 0:
+            # The deadline passed while the call waited (for a bulkhead slot, say): that is a
+            # timeout, whatever the rate limit would say.
+            raise self._refused(
+                UpstreamTimeout, f"the request's deadline passed before {self.name} answered"
+            )
         try:
             if self._shared_rate is not None and self.config.rate_limit is not None:
                 try:
