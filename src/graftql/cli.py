@@ -1,4 +1,4 @@
-"""The ``graftql`` command: serve | demo | check | token.
+"""The ``graftql`` command: serve | demo | check | status | token.
 
 Configuration problems print one line per problem, naming the key, and exit with status 2;
 they never print a traceback.
@@ -82,9 +82,14 @@ def _run_server(args: argparse.Namespace) -> int:
     from graftql.server.process import CONFIG_ENV, LOG_LEVEL_ENV, MODE_ENV, tune_gc
 
     _importable_cwd()
+
+    def load() -> GatewayConfig:  # at start, and again on SIGHUP
+        return _with_overrides(load_config(args.config), args)
+
     try:
-        config = _with_overrides(load_config(args.config), args)
-        app = create_app(config)  # with several workers, only to find problems before they start
+        config = load()
+        # With several workers, only to find problems before they start.
+        app = create_app(config, reload_config=load if args.workers == 1 else None)
     except ConfigError as exc:
         _fail(args.config, exc)
     configure_logging(config, args.log_level)
@@ -109,7 +114,16 @@ def _run_server(args: argparse.Namespace) -> int:
     if args.env:
         os.environ[MODE_ENV] = args.env
     del app
-    uvicorn.run("graftql.server.process:factory", factory=True, workers=args.workers, **options)
+    from graftql.server.reload import WorkerSupervisor
+
+    server_config = uvicorn.Config(
+        "graftql.server.process:factory", factory=True, workers=args.workers, **options
+    )
+    # uvicorn.run's multiprocess mode, with a supervisor that checks the file before SIGHUP
+    # replaces the workers.
+    WorkerSupervisor(
+        server_config, sockets=[server_config.bind_socket()], load=load, source=args.config
+    ).run()
     return 0
 
 
@@ -225,6 +239,17 @@ def _ttl(value: str) -> int:
     return seconds
 
 
+def _status(args: argparse.Namespace) -> int:
+    from graftql.status import EXIT_NO_ANSWER, EXIT_NOT_READY, fetch_status, render_status
+
+    try:
+        code, body = fetch_status(args.url, timeout=args.timeout)
+    except ValueError as exc:
+        print(f"graftql: {exc}", file=sys.stderr)
+        return EXIT_NO_ANSWER
+    return 0 if render_status(args.url, code, body, sys.stdout) else EXIT_NOT_READY
+
+
 def _demo(args: argparse.Namespace) -> int:
     from graftql.demo.runner import run_demo
 
@@ -283,6 +308,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--ttl", type=_ttl, default=3600, help="seconds until it expires")
     token.set_defaults(run=_token)
+    status = commands.add_parser(
+        "status",
+        help="a running gateway's readiness as a table (exit 1: not ready, 3: no answer)",
+    )
+    status.add_argument("--url", default="http://127.0.0.1:8000", help="the gateway's base URL")
+    status.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for /readyz")
+    status.set_defaults(run=_status)
     return parser
 
 

@@ -73,7 +73,7 @@ def wait_until_up(url: str, process: subprocess.Popen[str], timeout: float = 30)
 
 def test_version_and_help() -> None:
     assert run("--version").stdout.strip() == f"graftql {__version__}"
-    for command in ([], ["serve"], ["demo"], ["check"]):
+    for command in ([], ["serve"], ["demo"], ["check"], ["status"]):
         result = run(*command, "--help")
         assert result.returncode == 0 and "usage: graftql" in result.stdout
 

@@ -257,7 +257,9 @@ def test_quota_remaining_is_what_the_upstream_last_said(chaos: ChaosUpstream) ->
         before = scrape(url)
         assert ("graftql_upstream_quota_remaining", frozenset({("upstream", "svc")})) not in before
         post(url, "{ item(i: 1) }")
-        assert value(scrape(url), "graftql_upstream_quota_remaining", upstream="svc") == 42
+        first = scrape(url)
+        assert value(first, "graftql_upstream_quota_remaining", upstream="svc") == 42
+        assert value(first, "graftql_upstream_quota_limit", upstream="svc") == 100
         post(url, "{ item(i: 2) }")
         assert value(scrape(url), "graftql_upstream_quota_remaining", upstream="svc") == 41
 

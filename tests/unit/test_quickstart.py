@@ -34,5 +34,6 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_dockerfile_installs_the_way_the_readme_does() -> None:
     docker = (ROOT / "Dockerfile").read_text()
     assert "python3 -m venv /opt/graftql" in docker
-    assert "/opt/graftql/bin/pip install --no-cache-dir ." in docker
-    assert "USER graftql" in docker and "HEALTHCHECK" in docker and "/healthz" in docker
+    # `.` with the image's extras (EXTRAS=otel by default; empty: plain `.`).
+    assert '/opt/graftql/bin/pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}"' in docker
+    assert "USER 10001:10001" in docker and "HEALTHCHECK" in docker and "/healthz" in docker

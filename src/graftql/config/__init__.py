@@ -33,6 +33,7 @@ from graftql.config.server import (
     ServerConfig,
 )
 from graftql.config.tls import TlsConfig
+from graftql.config.tracing import TracingConfig
 from graftql.config.upstream import (
     BreakerConfig,
     BulkheadConfig,
@@ -71,6 +72,7 @@ __all__ = [
     "Secret",
     "ServerConfig",
     "TlsConfig",
+    "TracingConfig",
     "UpstreamConfig",
     "XmlConfig",
     "errors_of",

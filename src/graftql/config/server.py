@@ -14,6 +14,7 @@ from pydantic import (
 
 from graftql.config._base import _header_name, _Model, _network, _origin
 from graftql.config.identity import InboundAuthConfig
+from graftql.config.tracing import TracingConfig
 from graftql.references import EnvStr, Secret
 
 
@@ -171,6 +172,9 @@ class ServerConfig(_Model):
         if self.explain == "trusted" and self.explain_secret is None:
             raise ValueError("explain: 'trusted' needs 'explain_secret' (a secret reference)")
         return self
+
+    # OpenTelemetry traces (docs/operations.md, "Traces"); off unless enabled.
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -179,10 +179,13 @@ class GatewaySchema:
         *,
         trusted: frozenset[str] | None = None,
         report: Callable[[OperationReport], None] | None = None,
+        outer: Sequence[Callable[[], SchemaExtension]] = (),
     ) -> strawberry.Schema:
         """The strawberry schema for ``server``'s mode; with ``trusted`` (sha256 hashes), only
         those documents validate; with ``report``, every operation is reported to it when it
-        ends (metrics and the log line, ``schema/observe.py``)."""
+        ends (metrics and the log line, ``schema/observe.py``); ``outer`` extensions wrap
+        everything, the report too (tracing: the operation's span is current when it is
+        logged)."""
         # Factories, not instances: strawberry makes fresh extensions per operation. The
         # document cache lives in the checker, one per built schema, so it survives that.
         production = server.env == "production"
@@ -200,6 +203,7 @@ class GatewaySchema:
         if report is not None:  # outermost: it sees the operations the others refuse too
             count_upstream_calls()
             extensions.insert(0, lambda: ObserveOperations(report))
+        extensions[:0] = outer
         if trusted is not None:
             rule = _trusted_documents(trusted)
             extensions.append(lambda: AddValidationRules([rule]))

@@ -23,11 +23,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from graftql.upstreams import events
 
-__all__ = ["ObserveOperations", "OperationReport", "Outcome"]
+__all__ = [
+    "ObserveOperations",
+    "OperationReport",
+    "Outcome",
+    "operation_name",
+    "operation_outcome",
+    "operation_type",
+]
 
 Outcome = Literal["ok", "error", "request_error"]
 
@@ -129,31 +137,44 @@ class ObserveOperations(SchemaExtension):
                 logger.exception("reporting an operation failed")
 
     def _name(self) -> str | None:
-        # The client's operationName may be anything until it matched an operation.
-        name = self.execution_context.operation_name
-        return name if name is not None and _NAME.fullmatch(name) else None
+        return operation_name(self.execution_context)
 
     def _type(self) -> str:
-        context = self.execution_context
-        document = context.graphql_document
-        # Without a source location it was not parsed from the request: the stand-in that
-        # carries a refusal (syntax error, a limit, the rate limit) to validation.
-        if document is None or document.loc is None:
-            return "unknown"
-        try:
-            kind: OperationType = context.operation_type
-        except Exception:  # no operation by that name, or several and none chosen
-            return "unknown"
-        return kind.value
+        return operation_type(self.execution_context)
 
     def _outcome(self) -> Outcome:
-        context = self.execution_context
-        result = context.result
-        # Strawberry keeps the errors of any result here (of every event, for a subscription).
-        errors = context.pre_execution_errors or (result.errors if result is not None else None)
-        if not errors:
-            return "ok"
-        # The HTTP transport's test for a 400: no data and no error with a path.
-        if (result is None or result.data is None) and all(e.path is None for e in errors):
-            return "request_error"
-        return "error"
+        return operation_outcome(self.execution_context)
+
+
+def operation_name(context: ExecutionContext) -> str | None:
+    """The client's ``operationName`` or the operation's own, when it is a GraphQL name."""
+    # The client's operationName may be anything until it matched an operation.
+    name = context.operation_name
+    return name if name is not None and _NAME.fullmatch(name) else None
+
+
+def operation_type(context: ExecutionContext) -> str:
+    """``query``, ``mutation``, ``subscription``, or ``unknown`` (see ``OperationReport``)."""
+    document = context.graphql_document
+    # Without a source location it was not parsed from the request: the stand-in that
+    # carries a refusal (syntax error, a limit, the rate limit) to validation.
+    if document is None or document.loc is None:
+        return "unknown"
+    try:
+        kind: OperationType = context.operation_type
+    except Exception:  # no operation by that name, or several and none chosen
+        return "unknown"
+    return kind.value
+
+
+def operation_outcome(context: ExecutionContext) -> Outcome:
+    """How a finished operation went (see ``OperationReport``)."""
+    result = context.result
+    # Strawberry keeps the errors of any result here (of every event, for a subscription).
+    errors = context.pre_execution_errors or (result.errors if result is not None else None)
+    if not errors:
+        return "ok"
+    # The HTTP transport's test for a 400: no data and no error with a path.
+    if (result is None or result.data is None) and all(e.path is None for e in errors):
+        return "request_error"
+    return "error"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -12,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from graftql.config import GatewayConfig
+from graftql.errors import ConfigError
 from graftql.resolvers import Context
 from graftql.resolvers.cursors import CursorSigner
 from graftql.schema import GatewaySchema, load_schema
@@ -24,8 +26,12 @@ from graftql.server.identity import InboundAuth
 from graftql.server.logs import audit_upstream_credentials, log_operation
 from graftql.server.metrics import GatewayMetrics
 from graftql.server.persisted import PersistedOperations
+from graftql.server.reload import ConfigReloader
 from graftql.server.request_id import RequestId
 from graftql.upstreams import Upstreams
+
+if TYPE_CHECKING:
+    from graftql.server.tracing import GatewayTracing
 
 __all__ = ["create_app"]
 
@@ -35,17 +41,24 @@ def create_app(
     schema: GatewaySchema | None = None,
     *,
     upstreams: Upstreams | None = None,
+    tracer_provider: Any = None,
+    reload_config: Callable[[], GatewayConfig] | None = None,
 ) -> Starlette:
     """Build the gateway for ``config``; ``schema`` defaults to the one ``schema:`` names.
 
     The upstream clients (each with its own connection pool) are created here and closed when
-    the application shuts down.
+    the application shuts down. ``tracer_provider`` (an OpenTelemetry ``TracerProvider``)
+    replaces the one ``server.tracing`` would build from the ``OTEL_*`` variables. With
+    ``reload_config`` (it reads and validates the file again), SIGHUP reloads the upstreams'
+    policies and secrets (``server/reload.py``); the app must then run in the main thread.
     """
     gateway_schema = schema if schema is not None else load_schema(config.schema_)
     clients = upstreams if upstreams is not None else Upstreams.from_config(config)
     persisted = PersistedOperations(config.server.persisted_operations)
     metrics = GatewayMetrics(clients) if config.server.metrics else None
     audit_upstream_credentials()
+    tracing = _tracing(config, clients, tracer_provider)
+    reloader = ConfigReloader(reload_config, config, clients) if reload_config is not None else None
 
     def report(operation: OperationReport) -> None:  # once per operation, any transport
         if metrics is not None:
@@ -53,7 +66,10 @@ def create_app(
         log_operation(operation)
 
     strawberry_schema = gateway_schema.build(
-        config.server, trusted=persisted.trusted_hashes, report=report
+        config.server,
+        trusted=persisted.trusted_hashes,
+        report=report,
+        outer=[tracing.extension] if tracing is not None else (),
     )
     identity = InboundAuth(config.server.auth) if config.server.auth is not None else None
     secret = config.server.cursor_secret
@@ -95,8 +111,16 @@ def create_app(
             await clients.start()
             if metrics is not None:
                 metrics.start()
+            if tracing is not None:
+                tracing.start()
+            if reloader is not None:
+                reloader.install()
             yield
         finally:
+            if reloader is not None:
+                reloader.uninstall()
+            if tracing is not None:
+                tracing.stop()
             if metrics is not None:
                 await metrics.stop()
             await clients.aclose()
@@ -118,4 +142,18 @@ def create_app(
     app.state.config = config
     app.state.upstreams = clients
     app.state.metrics = metrics
+    app.state.reloader = reloader
     return app
+
+
+def _tracing(config: GatewayConfig, clients: Upstreams, provider: Any) -> GatewayTracing | None:
+    if not config.server.tracing.enabled:
+        return None
+    try:
+        from graftql.server.tracing import GatewayTracing
+    except ImportError as exc:
+        raise ConfigError.at(
+            "server.tracing.enabled",
+            f"needs OpenTelemetry: pip install 'graftql[otel]' ({exc.name} is missing)",
+        ) from None
+    return GatewayTracing.from_config(config.server.tracing, clients, provider=provider)

@@ -106,12 +106,17 @@ class RedactSecrets(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        variants: set[str] = set()
+        self._variants: set[str] = set()
+        self._secrets: re.Pattern[str] | None = None
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Mask these secrets too (a configuration reload brings rotated ones)."""
         for secret in secrets:
             if len(secret) >= _MIN_SECRET:
-                variants.update((secret, quote(secret, safe=""), quote_plus(secret)))
+                self._variants.update((secret, quote(secret, safe=""), quote_plus(secret)))
         # Longest first, so a secret that contains another is masked whole.
-        ordered = sorted(variants, key=len, reverse=True)
+        ordered = sorted(self._variants, key=len, reverse=True)
         self._secrets = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     @classmethod
@@ -159,7 +164,8 @@ class RequestIdFilter(logging.Filter):
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``,
-    ``request_id`` when there is one, graftql's structured fields, ``exception`` and ``stack``
+    ``request_id`` when there is one, ``trace_id`` and ``span_id`` when tracing is on and a
+    span is current, graftql's structured fields, ``exception`` and ``stack``
     when there are."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -174,6 +180,10 @@ class JsonFormatter(logging.Formatter):
         rid = getattr(record, "request_id", None)
         if rid is not None:
             line["request_id"] = rid
+        trace_id = getattr(record, "trace_id", None)
+        if trace_id is not None:  # tracing on, and a span current (server/tracing.py)
+            line["trace_id"] = trace_id
+            line["span_id"] = getattr(record, "span_id", None)
         fields = getattr(record, "graftql", None)
         if isinstance(fields, dict):
             line.update(fields)
@@ -206,6 +216,9 @@ class TextFormatter(logging.Formatter):
         rid = getattr(record, "request_id", None)
         if rid is not None:
             text = f"{text} request_id={rid}"
+        trace_id = getattr(record, "trace_id", None)
+        if trace_id is not None:
+            text = f"{text} trace_id={trace_id}"
         return text
 
 
@@ -221,6 +234,13 @@ def configure_logging(
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if config.server.json_logs else TextFormatter())
     handler.addFilter(RequestIdFilter())
+    if config.server.tracing.enabled:
+        try:
+            from graftql.server.tracing import TraceIdFilter
+        except ImportError:  # create_app says why tracing cannot start
+            pass
+        else:
+            handler.addFilter(TraceIdFilter())
     handler.addFilter(RedactSecrets.from_config(config))
     root = logging.getLogger()
     for old in root.handlers[:]:

@@ -2,9 +2,10 @@
 
 Counted from two sources: the report of every GraphQL operation (``schema/observe.py``) and the
 upstream events (``upstreams/events.py``). What has no event is read from the upstreams
-themselves: breaker state and transitions, in-flight dedup joins, the quota an upstream last
-reported. Those are read when ``/metrics`` is scraped and after each upstream attempt, so they
-are right even for changes no event reports (an open breaker turning half-open with time).
+themselves: breaker state and transitions, in-flight dedup joins, the quota (and its limit) an
+upstream last reported. Those are read when ``/metrics`` is scraped and after each upstream
+attempt, so they are right even for changes no event reports (an open breaker turning
+half-open with time).
 
 Label values are bounded: upstream names come from the configuration (events of any other
 name are ignored), methods and error codes from graftql's code, operation types from GraphQL.
@@ -60,12 +61,14 @@ def multiprocess() -> bool:
 class _Seen:
     """What was last counted or written for one upstream's read-at-scrape values."""
 
-    __slots__ = ("breaker_change", "joined", "quota")
+    __slots__ = ("breaker", "breaker_change", "joined", "quota", "quota_limit")
 
     def __init__(self) -> None:
+        self.breaker: object = None  # the breaker last read (a reload may replace it)
         self.breaker_change: object = None  # the last entry of breaker.changes counted
         self.joined = 0
         self.quota: float | None = None
+        self.quota_limit: float | None = None
 
 
 class GatewayMetrics:
@@ -151,6 +154,14 @@ class GatewayMetrics:
         self.quota_remaining = Gauge(
             "graftql_upstream_quota_remaining",
             "Calls left in the upstream's quota, as its rate-limit headers last said.",
+            ["upstream"],
+            registry=registry,
+            multiprocess_mode="livemostrecent",
+        )
+        self.quota_limit = Gauge(
+            "graftql_upstream_quota_limit",
+            "The upstream's quota per window, as its rate-limit headers last said (when they "
+            "say it): with quota_remaining, the share left.",
             ["upstream"],
             registry=registry,
             multiprocess_mode="livemostrecent",
@@ -277,6 +288,13 @@ class GatewayMetrics:
     def _sync_upstream(self, name: str, upstream: Upstream, *, read_state: bool) -> None:
         seen = self._seen[name]
         breaker = upstream.breaker
+        if breaker is not seen.breaker:
+            # A configuration reload replaced the breaker: show the new one's state.
+            replaced = seen.breaker is not None
+            seen.breaker, seen.breaker_change = breaker, None
+            if replaced:
+                moved_to = breaker.changes[-1][1] if breaker and breaker.changes else "closed"
+                self.breaker_state.labels(name).set(_BREAKER_STATES[moved_to])
         if breaker is not None:
             if read_state:
                 breaker.state  # noqa: B018 - an open breaker turns half-open when it is read
@@ -295,6 +313,10 @@ class GatewayMetrics:
         if remaining is not None and remaining != seen.quota:
             self.quota_remaining.labels(name).set(remaining)
             seen.quota = remaining
+        limit = upstream.rate.limit
+        if limit is not None and limit != seen.quota_limit:
+            self.quota_limit.labels(name).set(limit)
+            seen.quota_limit = limit
 
     # -- /metrics -------------------------------------------------------------------------
 

@@ -86,6 +86,21 @@ class Upstream:
     """Base of ``RestUpstream`` and ``GraphQLUpstream``: the configured, pooled connection."""
 
     kind: str = ""
+    # What ``reconfigure`` replaces: everything built from the configuration but the URL.
+    _reloaded: tuple[str, ...] = (
+        "config",
+        "auth",
+        "_headers",
+        "_probe_headers",
+        "breaker",
+        "rate",
+        "_shared_breaker",
+        "_shared_rate",
+        "bulkhead",
+        "retry",
+        "policy",
+        "_endpoints",
+    )
 
     def __init__(
         self,
@@ -134,6 +149,30 @@ class Upstream:
             (_endpoint_pattern(e.match), self._endpoint(e)) for e in config.endpoints
         ]
         self.cache = response_cache(self, shared)  # None unless a cache: block asks for one
+
+    def reconfigure(self, config: UpstreamConfig, *, shared: SharedState | None = None) -> None:
+        """Take the policies, headers and credentials of ``config`` (a configuration reload)
+        without dropping the connection pool or the calls in flight, which finish under the
+        policies they started with. A breaker, rate limit or bulkhead whose settings did not
+        change keeps its state (an open breaker stays open). The kind and URL cannot change.
+        """
+        if config.kind != self.config.kind or config.url != self.config.url:
+            raise ValueError(f"{self.name}: a new kind or URL needs a new upstream")
+        fresh = type(self)(self.name, config, transport=self.transport, shared=shared)
+        kept = {
+            attribute
+            for attribute, section in (
+                ("breaker", "breaker"),
+                ("rate", "rate_limit"),
+                ("bulkhead", "bulkhead"),
+            )
+            if getattr(config, section) == getattr(self.config, section)
+        }
+        for attribute in self._reloaded:
+            if attribute not in kept:
+                setattr(self, attribute, getattr(fresh, attribute))
+        if self._shared_breaker is not None and self.breaker is not None:
+            self._shared_breaker.track(self.name, self.breaker)
 
     def _endpoint(self, endpoint: EndpointConfig) -> CallPolicy:
         config = self.config
@@ -327,8 +366,9 @@ class Upstream:
 
     async def _guarded(self, request: httpx.Request, call: CallPolicy) -> httpx.Response:
         """One attempt behind the bulkhead, the circuit breaker and the rate limit."""
+        bulkhead = self.bulkhead  # a reload may replace it while this call is in flight
         try:
-            await self.bulkhead.acquire(deadline.remaining())
+            await bulkhead.acquire(deadline.remaining())
         except Rejected:
             emit("rejected", self.name, by="bulkhead")
             raise self._refused(
@@ -337,7 +377,7 @@ class Upstream:
         try:
             return await self._behind_breaker(request, call)
         finally:
-            self.bulkhead.release()
+            bulkhead.release()
 
     async def _behind_breaker(self, request: httpx.Request, call: CallPolicy) -> httpx.Response:
         breaker = self.breaker

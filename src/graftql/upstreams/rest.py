@@ -64,6 +64,8 @@ class RestUpstream(Upstream):
 
     kind = "rest"
 
+    _reloaded = (*Upstream._reloaded, "_force_list")
+
     def __init__(
         self,
         name: str,
