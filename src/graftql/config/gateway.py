@@ -21,6 +21,7 @@ from pydantic import (
 
 from graftql.config._base import _Model
 from graftql.config.auth import AUTH_MODELS
+from graftql.config.events import EventsConfig
 from graftql.config.server import ServerConfig
 from graftql.config.upstream import UpstreamConfig
 from graftql.errors import ConfigError
@@ -57,6 +58,7 @@ class GatewayConfig(_Model):
     server: ServerConfig = Field(default_factory=ServerConfig)
     redis: RedisConfig | None = None
     upstreams: dict[str, UpstreamConfig] = Field(default_factory=dict)
+    events: EventsConfig = Field(default_factory=EventsConfig)  # docs/realtime.md
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -80,6 +82,10 @@ class GatewayConfig(_Model):
         if self.redis is not None:
             return self
         problems: list[dict[str, tuple[str, ...]]] = []
+        if self.events.bus.backend == "redis":
+            problems.append({"loc": ("events", "bus", "backend")})
+        if self.events.inbox.backend == "redis":
+            problems.append({"loc": ("events", "inbox", "backend")})
         if self.server.rate_limit is not None and self.server.rate_limit.shared:
             problems.append({"loc": ("server", "rate_limit", "shared")})
         for name, upstream in self.upstreams.items():

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from graftql.config import GatewayConfig
+from graftql.events import EventBus, bus_from_config
 from graftql.resolvers import Context
 from graftql.schema import GatewaySchema, load_schema
 from graftql.schema.observe import OperationReport
@@ -33,6 +34,7 @@ def create_app(
     schema: GatewaySchema | None = None,
     *,
     upstreams: Upstreams | None = None,
+    bus: EventBus | None = None,
 ) -> Starlette:
     """Build the gateway for ``config``; ``schema`` defaults to the one ``schema:`` names.
 
@@ -41,6 +43,7 @@ def create_app(
     """
     gateway_schema = schema if schema is not None else load_schema(config.schema_)
     clients = upstreams if upstreams is not None else Upstreams.from_config(config)
+    events = bus if bus is not None else bus_from_config(config)
     persisted = PersistedOperations(config.server.persisted_operations)
     metrics = GatewayMetrics(clients) if config.server.metrics else None
 
@@ -57,6 +60,7 @@ def create_app(
         upstreams=clients,
         loaders=gateway_schema.loaders,
         allowed_origins=websocket_origins(config.server.cors),
+        bus=events,
     )
 
     async def context(request: Request, response: Response) -> Context:
@@ -65,6 +69,7 @@ def create_app(
             response=response,
             upstreams=clients,
             registry=gateway_schema.loaders,
+            bus=events,
         )
 
     server = config.server
@@ -83,12 +88,14 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             await clients.start()
+            await events.start()
             if metrics is not None:
                 metrics.start()
             yield
         finally:
             if metrics is not None:
                 await metrics.stop()
+            await events.aclose()
             await clients.aclose()
 
     app = Starlette(
@@ -106,4 +113,5 @@ def create_app(
     app.state.config = config
     app.state.upstreams = clients
     app.state.metrics = metrics
+    app.state.bus = events
     return app

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from graftql.events import EventBus, MemoryBus
 from graftql.resolvers import Context, LoaderRegistry
 from graftql.upstreams import Upstreams
 
@@ -28,12 +29,14 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         upstreams: Upstreams,
         loaders: LoaderRegistry,
         allowed_origins: Sequence[str] = (),
+        bus: EventBus | None = None,
     ) -> None:
         # A handshake from another origin's page (not the gateway's own, not one of
         # allowed_origins) is refused with 403 before it is accepted: see server/cors.py.
         super().__init__(schema, graphql_ide=None, allowed_origins=allowed_origins)
         self._upstreams = upstreams
         self._loaders = loaders
+        self._bus = bus if bus is not None else MemoryBus()
 
     # orjson: a response is mostly JSON encoding once the upstreams have answered.
     def decode_json(self, data: str | bytes) -> object:
@@ -52,4 +55,5 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             response=response if isinstance(response, Response) else None,
             upstreams=self._upstreams,
             registry=self._loaders,
+            bus=self._bus,
         )
