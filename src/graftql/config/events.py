@@ -40,6 +40,12 @@ class InboxConfig(_Model):
     max_attempts: int = Field(10, ge=1, le=1000)
     # First retry delay; doubles per attempt up to 60 s.
     retry_delay: float = Field(0.5, gt=0, le=3600, description="seconds")
+    # postgres, redis: how long an event taken for processing by one replica is hidden from
+    # the others; after a crash its events are taken up again when this runs out. (sqlite: one
+    # process owns the file, so a restart takes them up at once.)
+    lease: float = Field(30.0, gt=0, le=3600, description="seconds")
+    # The table (sqlite, postgres) or key namespace (redis) the inbox uses.
+    table: str = Field("graftql_inbox", pattern=r"^[a-z_][a-z0-9_]{0,40}$")
 
     @model_validator(mode="after")
     def _dsn_for_postgres(self) -> InboxConfig:

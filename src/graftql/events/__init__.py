@@ -30,5 +30,10 @@ def bus_from_config(config: GatewayConfig) -> EventBus:
     """The bus ``events.bus`` describes: in memory, or Redis (the top-level ``redis:``)."""
     bus = config.events.bus
     if bus.backend == "redis" and config.redis is not None:
-        return RedisBus(config.redis, queue_size=bus.queue_size, slow_consumer=bus.slow_consumer)
+        return RedisBus(
+            config.redis,
+            queue_size=bus.queue_size,
+            slow_consumer=bus.slow_consumer,
+            dedup_ttl=config.events.inbox.retention_days * 86400,
+        )
     return MemoryBus(queue_size=bus.queue_size, slow_consumer=bus.slow_consumer)

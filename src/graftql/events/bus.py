@@ -14,6 +14,10 @@ Two implementations of one ``EventBus`` protocol:
   reach that replica's subscribers (the inbox's events were durably stored first; a subscriber
   that must see every change re-reads state after ``Subscription.gaps`` grows).
 
+Idempotent publishing: ``publish(..., event_id=...)`` skips an id already published
+(MemoryBus: the last ``dedup_size`` ids; RedisBus: a ``SET NX`` key per id, kept ``dedup_ttl``
+seconds, in the same Lua call as the ``PUBLISH``).
+
 Slow consumers: each subscription has a bounded queue (``queue_size`` events). When it is
 full, ``slow_consumer: drop_oldest`` (the default) drops the oldest queued event to make room
 and counts it in ``Subscription.dropped``; ``disconnect`` ends that subscription instead
@@ -26,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any, Literal, Protocol
@@ -53,6 +58,14 @@ logger = logging.getLogger("graftql.events")
 SlowConsumerPolicy = Literal["drop_oldest", "disconnect"]
 _RECONNECT_DELAY = (0.05, 5.0)  # first and longest wait between attempts to listen again
 
+# KEYS: the id's marker, the channel. ARGV: the event, the marker's time to live (ms).
+_PUBLISH_ONCE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[2]) then
+  return redis.call('PUBLISH', KEYS[2], ARGV[1])
+end
+return -1
+"""
+
 
 class BusUnavailable(GraftqlError):
     """An event could not be published (Redis unreachable). The caller decides whether to
@@ -67,7 +80,12 @@ class SlowConsumer(GraftqlError):
 class EventBus(Protocol):
     """Publish/subscribe by topic. Events are JSON-compatible mappings."""
 
-    async def publish(self, topic: str, event: Mapping[str, Any]) -> None: ...
+    async def publish(
+        self, topic: str, event: Mapping[str, Any], *, event_id: str | None = None
+    ) -> None:
+        """Deliver ``event`` to the topic's subscribers. With ``event_id``, an id this bus
+        already published (within ``dedup_ttl``) is not published again: a publisher that
+        retries after a crash or failure cannot deliver twice."""
 
     def subscribe(self, topic: str) -> Subscription: ...
 
@@ -170,11 +188,17 @@ class MemoryBus:
     """The bus of a single process."""
 
     def __init__(
-        self, *, queue_size: int = 1000, slow_consumer: SlowConsumerPolicy = "drop_oldest"
+        self,
+        *,
+        queue_size: int = 1000,
+        slow_consumer: SlowConsumerPolicy = "drop_oldest",
+        dedup_size: int = 100_000,
     ) -> None:
         self.queue_size = queue_size
         self.slow_consumer: SlowConsumerPolicy = slow_consumer
         self._topics: dict[str, set[Subscription]] = {}
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._dedup_size = dedup_size
         self.published = 0
 
     async def start(self) -> None:
@@ -188,7 +212,15 @@ class MemoryBus:
     def subscribe(self, topic: str) -> Subscription:
         return Subscription(self, topic, queue_size=self.queue_size, policy=self.slow_consumer)
 
-    async def publish(self, topic: str, event: Mapping[str, Any]) -> None:
+    async def publish(
+        self, topic: str, event: Mapping[str, Any], *, event_id: str | None = None
+    ) -> None:
+        if event_id is not None:
+            if event_id in self._seen:
+                return
+            self._seen[event_id] = None
+            if len(self._seen) > self._dedup_size:
+                self._seen.popitem(last=False)
         data = _encode(event)
         self.published += 1
         for subscription in list(self._topics.get(topic, ())):
@@ -219,6 +251,7 @@ class RedisBus:
         queue_size: int = 1000,
         slow_consumer: SlowConsumerPolicy = "drop_oldest",
         publish_timeout: float = 2.0,
+        dedup_ttl: float = 7 * 86400,
     ) -> None:
         if isinstance(config, str):
             config = RedisConfig(url=config)
@@ -246,6 +279,8 @@ class RedisBus:
             health_check_interval=5,
             client_name=self.client_name,
         )
+        self._dedup_ms = int(dedup_ttl * 1000)
+        self._publish_once = self._client.register_script(_PUBLISH_ONCE)
         self._topics: dict[str, set[Subscription]] = {}
         self._pubsub: aioredis.client.PubSub | None = None
         self._confirmed: dict[str, asyncio.Event] = {}
@@ -280,16 +315,26 @@ class RedisBus:
     def subscribe(self, topic: str) -> Subscription:
         return Subscription(self, topic, queue_size=self.queue_size, policy=self.slow_consumer)
 
-    async def publish(self, topic: str, event: Mapping[str, Any]) -> None:
+    async def publish(
+        self, topic: str, event: Mapping[str, Any], *, event_id: str | None = None
+    ) -> None:
         data = _encode(event)
+        channel = self.prefix + topic
+
+        async def send() -> Any:
+            if event_id is None:
+                return await self._client.publish(channel, data)
+            keys = [f"{self.prefix}published:{event_id}", channel]
+            return await self._publish_once(keys=keys, args=[data, self._dedup_ms])
+
         try:
             async with asyncio.timeout(self._publish_timeout):
                 try:
-                    await self._client.publish(self.prefix + topic, data)
+                    await send()
                 except (RedisConnectionError, OSError):
                     # A pooled connection that Redis closed (restart, CLIENT KILL, idle
                     # timeout) fails once; a fresh one is tried before giving up.
-                    await self._client.publish(self.prefix + topic, data)
+                    await send()
         except (RedisError, OSError, TimeoutError) as exc:
             raise BusUnavailable(f"cannot publish to {topic!r}: {type(exc).__name__}") from exc
         self.published += 1

@@ -23,6 +23,7 @@ from graftql.server.http import GraphQLHTTP, HttpSettings
 from graftql.server.logs import log_operation
 from graftql.server.metrics import GatewayMetrics
 from graftql.server.persisted import PersistedOperations
+from graftql.server.realtime import Realtime
 from graftql.server.request_id import RequestId
 from graftql.upstreams import Upstreams
 
@@ -52,6 +53,7 @@ def create_app(
             metrics.observe_operation(operation)
         log_operation(operation)
 
+    realtime = Realtime(config, events, clients, observer=metrics)
     strawberry_schema = gateway_schema.build(
         config.server, trusted=persisted.trusted_hashes, report=report
     )
@@ -89,12 +91,14 @@ def create_app(
         try:
             await clients.start()
             await events.start()
+            await realtime.start()
             if metrics is not None:
                 metrics.start()
             yield
         finally:
             if metrics is not None:
                 await metrics.stop()
+            await realtime.aclose()
             await events.aclose()
             await clients.aclose()
 
@@ -105,6 +109,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
             *([Route("/metrics", metrics.endpoint, methods=["GET"])] if metrics else []),
+            *realtime.routes,
         ],
         # Outermost, so that every answer has an X-Request-Id, refusals too.
         middleware=[Middleware(RequestId), *cors_middleware(server.cors)],
@@ -114,4 +119,5 @@ def create_app(
     app.state.upstreams = clients
     app.state.metrics = metrics
     app.state.bus = events
+    app.state.realtime = realtime
     return app
