@@ -10,7 +10,7 @@ import hmac
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
@@ -19,11 +19,13 @@ import orjson
 import pytest
 import redis
 import strawberry
+from strawberry.scalars import JSON
 
 from graftql import GatewaySchema
 from graftql.config import parse_config
 from graftql.demo.servers import ServerThread
 from graftql.events import EventBus
+from graftql.resolvers import Context
 from graftql.server import create_app
 
 SECRET = "whsec_" + base64.b64encode(b"graftql test secret 0123456789").decode()
@@ -36,7 +38,18 @@ class Query:
     ok: bool = True
 
 
-SCHEMA = GatewaySchema(query=Query)
+@strawberry.type
+class Subscription:
+    @strawberry.subscription
+    async def events(
+        self, info: strawberry.Info[Context, None], topic: str
+    ) -> AsyncGenerator[JSON, None]:
+        async with info.context.bus.subscribe(topic) as subscription:
+            async for event in subscription:
+                yield event
+
+
+SCHEMA = GatewaySchema(query=Query, subscription=Subscription)
 
 
 def standard_headers(
