@@ -326,3 +326,25 @@ def test_a_store_that_fails_is_answered_503_so_the_sender_retries(tmp_path: Path
         assert answer.json() == {"error": "the event could not be stored; retry later"}
         metrics = httpx.get(f"{server.url}/metrics").text
         assert 'graftql_webhooks_rejected_total{reason="unavailable",source="pay"} 1.0' in metrics
+
+
+def test_an_inbox_that_cannot_open_answers_503_until_it_can(tmp_path: Path) -> None:
+    """The SQLite file's directory is missing at start-up: the gateway serves, webhooks get
+    503 (nothing acknowledged that is not stored), and once the directory exists the inbox
+    opens by itself and deliveries are stored."""
+    directory = tmp_path / "later"
+    config = gateway_config(
+        str(tmp_path), {"pay": source()}, events={"inbox": {"path": str(directory / "x.db")}}
+    )
+    with running(config) as (server, app):
+        app.state.realtime.inbox.poll_interval = 0.05
+        body = payment_body("p1", "ok")
+        assert post(server.url, body, standard_headers(body, "m1")).status_code == 503
+        directory.mkdir()
+        deadline = time.monotonic() + 10
+        while True:
+            answer = post(server.url, body, standard_headers(body, "m1"))
+            if answer.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert answer.json() == {"status": "stored", "id": "m1"}
