@@ -34,6 +34,8 @@ def bus_from_config(config: GatewayConfig) -> EventBus:
             config.redis,
             queue_size=bus.queue_size,
             slow_consumer=bus.slow_consumer,
-            dedup_ttl=config.events.inbox.retention_days * 86400,
+            # Long enough to cover a crash between publishing and settling and the restart
+            # after it; a marker per event costs Redis memory for as long as it lives.
+            dedup_ttl=min(86400.0, config.events.inbox.retention_days * 86400),
         )
     return MemoryBus(queue_size=bus.queue_size, slow_consumer=bus.slow_consumer)

@@ -251,7 +251,7 @@ class RedisBus:
         queue_size: int = 1000,
         slow_consumer: SlowConsumerPolicy = "drop_oldest",
         publish_timeout: float = 2.0,
-        dedup_ttl: float = 7 * 86400,
+        dedup_ttl: float = 86400.0,
     ) -> None:
         if isinstance(config, str):
             config = RedisConfig(url=config)
