@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
@@ -116,6 +116,7 @@ class Subscription:
         self._policy = policy
         self._closed = False
         self._overflowed = False
+        self._leaving: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Subscription:
         await self._hub._attach(self)
@@ -136,27 +137,24 @@ class Subscription:
             with contextlib.suppress(asyncio.QueueFull):
                 self._queue.put_nowait(None)  # wake a waiting reader
 
-    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        return self._events()
+    def __aiter__(self) -> Subscription:
+        return self
 
-    async def _events(self) -> AsyncIterator[dict[str, Any]]:
-        while True:
-            if self._overflowed:
-                raise SlowConsumer(f"subscriber to {self.topic!r} fell behind and was dropped")
-            if self._closed and self._queue.empty():
-                return
+    async def __anext__(self) -> dict[str, Any]:
+        """The next event; ends when the subscription is closed; ``SlowConsumer`` when it
+        was ended by ``slow_consumer: disconnect``."""
+        if not self._overflowed and not (self._closed and self._queue.empty()):
             item = await self._queue.get()
-            if item is None:
-                if self._overflowed:
-                    continue  # raise above
-                return
-            yield orjson.loads(item)
+            if item is not None:
+                event: dict[str, Any] = orjson.loads(item)
+                return event
+        if self._overflowed:
+            raise SlowConsumer(f"subscriber to {self.topic!r} fell behind and was dropped")
+        raise StopAsyncIteration
 
     async def get(self) -> dict[str, Any]:
-        """The next event (for code that does not iterate)."""
-        async for event in self:
-            return event
-        raise StopAsyncIteration
+        """The next event (for code that does not iterate); ``StopAsyncIteration`` once closed."""
+        return await self.__anext__()
 
     def _offer(self, data: bytes) -> None:
         """Queue one encoded event without ever waiting (publishers never block)."""
@@ -171,7 +169,7 @@ class Subscription:
             self._overflowed = True
             self._closed = True
             # Leave the hub from a task: _offer runs inside the hub's fan-out loop.
-            asyncio.get_running_loop().create_task(self._hub._detach(self))
+            self._leaving = asyncio.get_running_loop().create_task(self._hub._detach(self))
             self._queue.get_nowait()  # room for the wake-up
             self._queue.put_nowait(None)
             return
