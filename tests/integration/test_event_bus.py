@@ -168,3 +168,19 @@ async def test_redis_bus_resubscribes_after_client_kill(
             assert events.gaps == 1
     finally:
         await admin.aclose()
+
+
+async def test_redis_bus_resubscribing_while_unsubscribing_stays_subscribed(
+    redis_buses: Callable[..., RedisBus],
+) -> None:
+    """The last subscriber leaves and a new one arrives at once: the topic stays subscribed."""
+    bus = redis_buses()
+    await bus.start()
+    for n in range(20):
+        first = bus.subscribe("t")
+        await first.__aenter__()
+        second = bus.subscribe("t")
+        await asyncio.gather(first.aclose(), second.__aenter__())
+        await bus.publish("t", {"n": n})
+        assert await asyncio.wait_for(second.get(), 2) == {"n": n}
+        await second.aclose()

@@ -387,6 +387,8 @@ class RedisBus:
         if pubsub is not None and self._connected.is_set():
             with contextlib.suppress(RedisError, OSError):
                 async with self._lock:
+                    if topic in self._topics:
+                        return  # subscribed to again while this waited: stay subscribed
                     await pubsub.unsubscribe(self.prefix + topic)
 
     async def _listen(self) -> None:
