@@ -102,10 +102,9 @@ class RedisStore:
 
         async def settle() -> None:
             async with self._client.pipeline(transaction=True) as pipe:
-                pipe.hset(
-                    f"{self.prefix}event:{member}",
-                    mapping={"status": outcome, "attempts": event.attempts},
-                )
+                key = f"{self.prefix}event:{member}"
+                pipe.hset(key, mapping={"status": outcome, "attempts": event.attempts})
+                pipe.expire(key, self.retention)  # kept (for the dedup) from settling on
                 pipe.zrem(self._pending, member)
                 await pipe.execute()
 
