@@ -138,6 +138,8 @@ def test_check_summarises_and_hides_secrets() -> None:
     )
     assert "graftql-demo-jwt-secret" not in result.stdout
     assert "upstreams  4" in result.stdout
+    assert "  POST /webhooks/payments  standard  1 secret(s)" in lines
+    assert "whsec_" not in result.stdout
 
 
 @pytest.mark.parametrize(

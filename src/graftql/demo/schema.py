@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 
@@ -359,4 +359,31 @@ loaders.add(
 )
 
 
-schema = GatewaySchema(query=Query, loaders=loaders, types=[Customer, Order, Product])
+@strawberry.type
+class Subscription:
+    """Updates from the event bus (docs/realtime.md): payments' webhooks and shipping's
+    polled feed. A topic is an exact name, so an argument cannot widen what is received."""
+
+    @strawberry.subscription  # a customer's payments, as they change status
+    async def payment_updated(
+        self, info: strawberry.Info[Context, None], customer_id: strawberry.ID
+    ) -> AsyncGenerator[Payment, None]:
+        async with info.context.bus.subscribe(f"payment.{customer_id}") as events:
+            async for event in events:
+                yield Payment.from_payments(event["data"]["data"])
+
+    @strawberry.subscription  # an order's shipment, as it moves
+    async def shipment_updated(
+        self, info: strawberry.Info[Context, None], order_id: strawberry.ID
+    ) -> AsyncGenerator[Shipment, None]:
+        async with info.context.bus.subscribe(f"shipment.{order_id}") as events:
+            async for event in events:
+                yield Shipment.from_shipping(event["data"])
+
+
+schema = GatewaySchema(
+    query=Query,
+    subscription=Subscription,
+    loaders=loaders,
+    types=[Customer, Order, Product],
+)

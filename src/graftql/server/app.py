@@ -14,6 +14,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from graftql.config import GatewayConfig
 from graftql.errors import ConfigError
+from graftql.events import EventBus, bus_from_config
 from graftql.resolvers import Context
 from graftql.resolvers.cursors import CursorSigner
 from graftql.schema import GatewaySchema, load_schema
@@ -26,6 +27,7 @@ from graftql.server.identity import InboundAuth
 from graftql.server.logs import audit_upstream_credentials, log_operation
 from graftql.server.metrics import GatewayMetrics
 from graftql.server.persisted import PersistedOperations
+from graftql.server.realtime import Realtime
 from graftql.server.reload import ConfigReloader
 from graftql.server.request_id import RequestId
 from graftql.upstreams import Upstreams
@@ -43,6 +45,7 @@ def create_app(
     upstreams: Upstreams | None = None,
     tracer_provider: Any = None,
     reload_config: Callable[[], GatewayConfig] | None = None,
+    bus: EventBus | None = None,
 ) -> Starlette:
     """Build the gateway for ``config``; ``schema`` defaults to the one ``schema:`` names.
 
@@ -54,6 +57,7 @@ def create_app(
     """
     gateway_schema = schema if schema is not None else load_schema(config.schema_)
     clients = upstreams if upstreams is not None else Upstreams.from_config(config)
+    events = bus if bus is not None else bus_from_config(config)
     persisted = PersistedOperations(config.server.persisted_operations)
     metrics = GatewayMetrics(clients) if config.server.metrics else None
     audit_upstream_credentials()
@@ -65,6 +69,7 @@ def create_app(
             metrics.observe_operation(operation)
         log_operation(operation)
 
+    realtime = Realtime(config, events, clients, observer=metrics)
     strawberry_schema = gateway_schema.build(
         config.server,
         trusted=persisted.trusted_hashes,
@@ -81,6 +86,7 @@ def create_app(
         allowed_origins=websocket_origins(config.server.cors),
         identity=identity,
         cursors=cursors,
+        bus=events,
     )
 
     async def context(request: Request, response: Response) -> Context:
@@ -90,6 +96,7 @@ def create_app(
             upstreams=clients,
             registry=gateway_schema.loaders,
             cursors=cursors,
+            bus=events,
         )
 
     server = config.server
@@ -109,6 +116,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             await clients.start()
+            await events.start()
+            await realtime.start()
             if metrics is not None:
                 metrics.start()
             if tracing is not None:
@@ -123,6 +132,8 @@ def create_app(
                 tracing.stop()
             if metrics is not None:
                 await metrics.stop()
+            await realtime.aclose()
+            await events.aclose()
             await clients.aclose()
             if identity is not None:
                 await identity.aclose()
@@ -134,6 +145,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
             *([Route("/metrics", metrics.endpoint, methods=["GET"])] if metrics else []),
+            *realtime.routes,
         ],
         # Outermost, so that every answer has an X-Request-Id, refusals too.
         middleware=[Middleware(RequestId), *cors_middleware(server.cors)],
@@ -143,6 +155,8 @@ def create_app(
     app.state.upstreams = clients
     app.state.metrics = metrics
     app.state.reloader = reloader
+    app.state.bus = events
+    app.state.realtime = realtime
     return app
 
 

@@ -13,6 +13,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.types.unset import UnsetType
 
+from graftql.events import EventBus, MemoryBus
 from graftql.resolvers import Context, LoaderRegistry
 from graftql.resolvers.cursors import CursorSigner
 from graftql.server.identity import InboundAuth, websocket_principal
@@ -33,6 +34,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         allowed_origins: Sequence[str] = (),
         identity: InboundAuth | None = None,
         cursors: CursorSigner | None = None,
+        bus: EventBus | None = None,
     ) -> None:
         # A handshake from another origin's page (not the gateway's own, not one of
         # allowed_origins) is refused with 403 before it is accepted: see server/cors.py.
@@ -41,6 +43,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self._loaders = loaders
         self._identity = identity
         self._cursors = cursors or CursorSigner()
+        self._bus = bus if bus is not None else MemoryBus()
 
     # orjson: a response is mostly JSON encoding once the upstreams have answered.
     def decode_json(self, data: str | bytes) -> object:
@@ -60,6 +63,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             upstreams=self._upstreams,
             registry=self._loaders,
             cursors=self._cursors,
+            bus=self._bus,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
