@@ -5,6 +5,7 @@ Our exception hierarchy:
 * GraftqlError
   + BadUserInput
   + ConfigError
+  + ConnectionRejected
   + UpstreamError
     - UpstreamTimeout
     - UpstreamUnavailable
@@ -32,6 +33,7 @@ __all__ = [
     "BadUserInput",
     "CircuitOpen",
     "ConfigError",
+    "ConnectionRejected",
     "GraftqlError",
     "UnknownName",
     "UpstreamAuthError",
@@ -90,6 +92,15 @@ class ConfigError(GraftqlError):
     @classmethod
     def at(cls, path: str, reason: str) -> ConfigError:
         return cls([(path, reason)])
+
+
+class ConnectionRejected(GraftqlError):
+    """A real-time client is refused at ``connection_init`` (graphql-transport-ws closes with
+    4403 Forbidden; graphql-ws answers ``connection_error``). Raise it from the gateway's
+    connection hook (``GraphQLEndpoint(authenticate=...)``) when the payload's credentials
+    are missing or wrong; the message is not sent to the client."""
+
+    code = "FORBIDDEN"
 
 
 class UpstreamError(GraftqlError):

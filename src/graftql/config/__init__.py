@@ -21,6 +21,7 @@ from graftql.config.auth import (
     OAuth2ClientCredentials,
 )
 from graftql.config.gateway import GatewayConfig, RedisConfig, errors_of, load_config, parse_config
+from graftql.config.realtime import SseConfig, WebSocketConfig
 from graftql.config.server import (
     CorsConfig,
     InboundRateLimitConfig,
@@ -59,7 +60,9 @@ __all__ = [
     "RetryConfig",
     "Secret",
     "ServerConfig",
+    "SseConfig",
     "UpstreamConfig",
+    "WebSocketConfig",
     "XmlConfig",
     "errors_of",
     "load_config",

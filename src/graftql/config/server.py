@@ -13,6 +13,7 @@ from pydantic import (
 )
 
 from graftql.config._base import _header_name, _Model, _network, _origin
+from graftql.config.realtime import SseConfig, WebSocketConfig
 from graftql.references import EnvStr
 
 
@@ -155,6 +156,9 @@ class ServerConfig(_Model):
     log_format: Literal["json", "text"] | None = None
     # Prometheus metrics at /metrics (docs/operations.md, "Metrics").
     metrics: bool = True
+    # Subscriptions over WebSocket and Server-Sent Events (docs/realtime.md, "Transports").
+    websocket: WebSocketConfig = Field(default_factory=WebSocketConfig)
+    sse: SseConfig = Field(default_factory=SseConfig)
 
     @property
     def graphiql_enabled(self) -> bool:

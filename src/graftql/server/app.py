@@ -16,13 +16,14 @@ from graftql.resolvers import Context
 from graftql.schema import GatewaySchema, load_schema
 from graftql.schema.observe import OperationReport
 from graftql.server.cors import cors_middleware, websocket_origins
-from graftql.server.graphql import GraphQLEndpoint
+from graftql.server.graphql import ConnectionAuthenticator, GraphQLEndpoint
 from graftql.server.health import healthz, readyz
 from graftql.server.http import GraphQLHTTP, HttpSettings
 from graftql.server.logs import log_operation
 from graftql.server.metrics import GatewayMetrics
 from graftql.server.persisted import PersistedOperations
 from graftql.server.request_id import RequestId
+from graftql.server.sse import GraphQLSSE, wants_event_stream
 from graftql.upstreams import Upstreams
 
 __all__ = ["create_app"]
@@ -33,8 +34,12 @@ def create_app(
     schema: GatewaySchema | None = None,
     *,
     upstreams: Upstreams | None = None,
+    authenticate: ConnectionAuthenticator | None = None,
 ) -> Starlette:
     """Build the gateway for ``config``; ``schema`` defaults to the one ``schema:`` names.
+
+    ``authenticate`` is the WebSocket connection hook: it reads the ``connection_init``
+    payload, sets the principal or refuses the connection (``server/graphql.py``).
 
     The upstream clients (each with its own connection pool) are created here and closed when
     the application shuts down.
@@ -57,6 +62,8 @@ def create_app(
         upstreams=clients,
         loaders=gateway_schema.loaders,
         allowed_origins=websocket_origins(config.server.cors),
+        settings=config.server.websocket,
+        authenticate=authenticate,
     )
 
     async def context(request: Request, response: Response) -> Context:
@@ -78,6 +85,13 @@ def create_app(
         ),
         persisted=persisted,
     )
+    sse = GraphQLSSE(strawberry_schema, http=http, context=context, settings=server.sse)
+
+    async def graphql_http(request: Request) -> Response:
+        # graphql-sse: the same path answers an event stream to a client that asks for one.
+        if server.sse.enabled and wants_event_stream(request.headers.get("accept")):
+            return await sse.handle(request)
+        return await http.handle(request)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -93,7 +107,12 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/graphql", http.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            Route("/graphql", graphql_http, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            *(
+                [Route("/graphql/stream", sse.handle, methods=["GET", "POST"])]
+                if server.sse.enabled
+                else []
+            ),
             WebSocketRoute("/graphql", websocket),
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
