@@ -21,7 +21,7 @@ from graftql.config.auth import (
     OAuth2ClientCredentials,
 )
 from graftql.config.gateway import GatewayConfig, RedisConfig, errors_of, load_config, parse_config
-from graftql.config.realtime import SseConfig, WebSocketConfig
+from graftql.config.realtime import SseConfig, UpstreamSubscriptionsConfig, WebSocketConfig
 from graftql.config.server import (
     CorsConfig,
     InboundRateLimitConfig,
@@ -62,6 +62,7 @@ __all__ = [
     "ServerConfig",
     "SseConfig",
     "UpstreamConfig",
+    "UpstreamSubscriptionsConfig",
     "WebSocketConfig",
     "XmlConfig",
     "errors_of",

@@ -15,6 +15,7 @@ from pydantic import (
 
 from graftql.config._base import SENSITIVE_HEADER, _http_url, _Model
 from graftql.config.auth import AuthConfig
+from graftql.config.realtime import UpstreamSubscriptionsConfig
 from graftql.references import EnvStr, Secret, environ_of, expand_env, is_reference
 
 
@@ -138,6 +139,8 @@ class UpstreamConfig(_Model):
     health_path: str | None = Field(None, pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
     xml: XmlConfig = Field(default_factory=XmlConfig)
     endpoints: list[EndpointConfig] = Field(default_factory=list)
+    # GraphQL upstreams: how their subscriptions are proxied (docs/realtime.md).
+    subscriptions: UpstreamSubscriptionsConfig | None = None
 
     _check_url = field_validator("url")(lambda v: _http_url(v))
 
@@ -159,6 +162,12 @@ class UpstreamConfig(_Model):
                         }
                     ],
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _subscriptions_need_graphql(self) -> UpstreamConfig:
+        if self.subscriptions is not None and self.kind != "graphql":
+            raise ValueError("'subscriptions' is for kind: graphql upstreams")
         return self
 
     @field_validator("headers", mode="before")

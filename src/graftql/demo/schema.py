@@ -16,6 +16,8 @@ import asyncio
 import base64
 import binascii
 import datetime
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from enum import Enum
 from typing import Any
 
@@ -347,4 +349,41 @@ async def load_shipments(ctx: Context, order_ids: list[str]) -> list[Shipment | 
     return [Shipment.from_shipping(s) if s else None for s in found]
 
 
-schema = GatewaySchema(query=Query, loaders=loaders)
+# --- subscriptions -----------------------------------------------------------------------------
+
+
+@strawberry.type(description="A product's new price, as the catalog announced it.")
+class PriceChange:
+    product_id: strawberry.ID
+    price: Money
+
+
+_PRICE_CHANGED = """
+subscription PriceChanged($productId: ID!) {
+  priceChanged(productId: $productId) { productId price { amount currency } }
+}
+"""
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription
+    async def price_changed(
+        self, info: strawberry.Info[Context, None], product_id: strawberry.ID
+    ) -> AsyncGenerator[PriceChange, None]:
+        """The catalog's price changes for one product."""
+        # Proxied from the catalog's own GraphQL subscription, with the catalog's credentials;
+        # every client watching the same product shares one upstream subscription.
+        # aclosing: when the client leaves, the upstream subscription is released at once.
+        catalog = info.context.upstreams.graphql("catalog")
+        events = catalog.subscribe(_PRICE_CHANGED, {"productId": product_id})
+        async with aclosing(events):
+            async for data in events:
+                change, price = data["priceChanged"], data["priceChanged"]["price"]
+                yield PriceChange(
+                    product_id=change["productId"],
+                    price=Money(amount=price["amount"], currency=price["currency"]),
+                )
+
+
+schema = GatewaySchema(query=Query, subscription=Subscription, loaders=loaders)
