@@ -21,8 +21,10 @@ from pydantic import (
 
 from graftql.config._base import _Model
 from graftql.config.auth import AUTH_MODELS
+from graftql.config.events import EventsConfig
 from graftql.config.server import ServerConfig
 from graftql.config.upstream import UpstreamConfig
+from graftql.config.webhooks import WebhookSourceConfig
 from graftql.errors import ConfigError
 from graftql.references import EnvStr, Secret
 
@@ -57,6 +59,8 @@ class GatewayConfig(_Model):
     server: ServerConfig = Field(default_factory=ServerConfig)
     redis: RedisConfig | None = None
     upstreams: dict[str, UpstreamConfig] = Field(default_factory=dict)
+    events: EventsConfig = Field(default_factory=EventsConfig)  # docs/realtime.md
+    webhooks: dict[str, WebhookSourceConfig] = Field(default_factory=dict)  # docs/realtime.md
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -75,11 +79,34 @@ class GatewayConfig(_Model):
                 raise ValueError(f"{name!r}: upstream names are lower_snake_case identifiers")
         return value
 
+    @field_validator("webhooks")
+    @classmethod
+    def _webhook_names(cls, value: dict[str, WebhookSourceConfig]) -> dict[str, Any]:
+        for name in value:  # the name is a URL path segment: /webhooks/<name>
+            if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
+                raise ValueError(f"{name!r}: webhook source names are lower-case identifiers")
+        return value
+
+    @model_validator(mode="after")
+    def _polled_upstreams(self) -> GatewayConfig:
+        for name, source in self.events.polling.items():
+            upstream = self.upstreams.get(source.upstream)
+            if upstream is None or upstream.kind != "rest":
+                raise ValueError(
+                    f"events.polling.{name}.upstream: {source.upstream!r} is not a configured "
+                    "REST upstream"
+                )
+        return self
+
     @model_validator(mode="after")
     def _shared_needs_redis(self) -> GatewayConfig:
         if self.redis is not None:
             return self
         problems: list[dict[str, tuple[str, ...]]] = []
+        if self.events.bus.backend == "redis":
+            problems.append({"loc": ("events", "bus", "backend")})
+        if self.events.inbox.backend == "redis":
+            problems.append({"loc": ("events", "inbox", "backend")})
         if self.server.rate_limit is not None and self.server.rate_limit.shared:
             problems.append({"loc": ("server", "rate_limit", "shared")})
         for name, upstream in self.upstreams.items():

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from graftql.events import EventBus, MemoryBus
 from graftql.resolvers.loaders import LoaderRegistry, RequestLoaders
 from graftql.upstreams import Upstreams, caller
 
@@ -35,6 +36,8 @@ class Context:
     registry: LoaderRegistry = field(default_factory=LoaderRegistry, repr=False)
     principal: Mapping[str, Any] = field(default_factory=dict)  # filled by inbound auth
     connection_params: dict[str, Any] | None = None  # a WebSocket's connection_init payload
+    # The event bus subscription resolvers read (``async with info.context.bus.subscribe(t)``).
+    bus: EventBus = field(default_factory=MemoryBus, repr=False)
 
     def __post_init__(self) -> None:
         self.loaders = self.registry.for_request(self)

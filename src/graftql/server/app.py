@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from graftql.config import GatewayConfig
+from graftql.events import EventBus, bus_from_config
 from graftql.resolvers import Context
 from graftql.schema import GatewaySchema, load_schema
 from graftql.schema.observe import OperationReport
@@ -22,6 +23,7 @@ from graftql.server.http import GraphQLHTTP, HttpSettings
 from graftql.server.logs import log_operation
 from graftql.server.metrics import GatewayMetrics
 from graftql.server.persisted import PersistedOperations
+from graftql.server.realtime import Realtime
 from graftql.server.request_id import RequestId
 from graftql.server.sse import GraphQLSSE, wants_event_stream
 from graftql.upstreams import Upstreams
@@ -35,6 +37,7 @@ def create_app(
     *,
     upstreams: Upstreams | None = None,
     authenticate: ConnectionAuthenticator | None = None,
+    bus: EventBus | None = None,
 ) -> Starlette:
     """Build the gateway for ``config``; ``schema`` defaults to the one ``schema:`` names.
 
@@ -46,6 +49,7 @@ def create_app(
     """
     gateway_schema = schema if schema is not None else load_schema(config.schema_)
     clients = upstreams if upstreams is not None else Upstreams.from_config(config)
+    events = bus if bus is not None else bus_from_config(config)
     persisted = PersistedOperations(config.server.persisted_operations)
     metrics = GatewayMetrics(clients) if config.server.metrics else None
 
@@ -54,6 +58,7 @@ def create_app(
             metrics.observe_operation(operation)
         log_operation(operation)
 
+    realtime = Realtime(config, events, clients, observer=metrics)
     strawberry_schema = gateway_schema.build(
         config.server, trusted=persisted.trusted_hashes, report=report
     )
@@ -64,6 +69,7 @@ def create_app(
         allowed_origins=websocket_origins(config.server.cors),
         settings=config.server.websocket,
         authenticate=authenticate,
+        bus=events,
     )
 
     async def context(request: Request, response: Response) -> Context:
@@ -72,6 +78,7 @@ def create_app(
             response=response,
             upstreams=clients,
             registry=gateway_schema.loaders,
+            bus=events,
         )
 
     server = config.server
@@ -97,12 +104,16 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             await clients.start()
+            await events.start()
+            await realtime.start()
             if metrics is not None:
                 metrics.start()
             yield
         finally:
             if metrics is not None:
                 await metrics.stop()
+            await realtime.aclose()
+            await events.aclose()
             await clients.aclose()
 
     app = Starlette(
@@ -117,6 +128,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
             *([Route("/metrics", metrics.endpoint, methods=["GET"])] if metrics else []),
+            *realtime.routes,
         ],
         # Outermost, so that every answer has an X-Request-Id, refusals too.
         middleware=[Middleware(RequestId), *cors_middleware(server.cors)],
@@ -125,4 +137,6 @@ def create_app(
     app.state.config = config
     app.state.upstreams = clients
     app.state.metrics = metrics
+    app.state.bus = events
+    app.state.realtime = realtime
     return app

@@ -19,6 +19,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from graftql.config import WebSocketConfig
 from graftql.errors import ConnectionRejected
+from graftql.events import EventBus, MemoryBus
 from graftql.resolvers import Context, LoaderRegistry
 from graftql.server.websocket import LegacyGraphQLWS, TransportWS
 from graftql.upstreams import Upstreams
@@ -46,6 +47,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         allowed_origins: Sequence[str] = (),
         settings: WebSocketConfig | None = None,
         authenticate: ConnectionAuthenticator | None = None,
+        bus: EventBus | None = None,
     ) -> None:
         settings = settings if settings is not None else WebSocketConfig()
         # A handshake from another origin's page (not the gateway's own, not one of
@@ -63,6 +65,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self._upstreams = upstreams
         self._loaders = loaders
         self._authenticate = authenticate
+        self._bus = bus if bus is not None else MemoryBus()
 
     # orjson: a response is mostly JSON encoding once the upstreams have answered.
     def decode_json(self, data: str | bytes) -> object:
@@ -81,6 +84,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             response=response if isinstance(response, Response) else None,
             upstreams=self._upstreams,
             registry=self._loaders,
+            bus=self._bus,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

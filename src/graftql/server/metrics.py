@@ -159,6 +159,38 @@ class GatewayMetrics:
             "OAuth2 token fetches by outcome (fetched, failed).",
             ["upstream", "outcome"],
         )
+        self.webhooks_received = counter(
+            "graftql_webhooks_received", "Webhook deliveries received, by source.", ["source"]
+        )
+        self.webhooks_verified = counter(
+            "graftql_webhooks_verified",
+            "Webhook deliveries whose signature (and timestamp) verified, by source.",
+            ["source"],
+        )
+        self.webhooks_rejected = counter(
+            "graftql_webhooks_rejected",
+            "Webhook deliveries refused, by reason (missing, malformed, mismatch, stale: the "
+            "signature; forbidden: the peer address; too_large; bad_payload; unavailable: the "
+            "inbox could not store it).",
+            ["source", "reason"],
+        )
+        self.webhooks_duplicated = counter(
+            "graftql_webhooks_duplicated",
+            "Verified webhook deliveries of an event already stored (acknowledged, not stored).",
+            ["source"],
+        )
+        self.webhooks_processed = counter(
+            "graftql_webhooks_processed",
+            "Webhook events settled by the inbox, by outcome (processed, superseded: older than "
+            "what was processed for its entity, failed: gave up after max_attempts).",
+            ["source", "outcome"],
+        )
+        self.inbox_backlog = Gauge(
+            "graftql_webhook_inbox_backlog",
+            "Webhook events stored and not yet processed (as of the inbox's last pass).",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         # Children by label values: .labels() costs more than the increment itself.
         self._operation_children: dict[tuple[str, str], Any] = {}
         self._operation_seconds_children: dict[str, Any] = {}
@@ -219,6 +251,25 @@ class GatewayMetrics:
                 self.operation_seconds.labels(report.type)
             )
         histogram.observe(report.seconds)
+
+    # -- webhooks (server/webhooks.py, events/inbox.py) ---------------------------------------
+
+    def webhook(self, source: str, stage: str, reason: str | None = None) -> None:
+        """``stage``: received, verified, rejected (with ``reason``) or duplicated."""
+        if stage == "received":
+            self.webhooks_received.labels(source).inc()
+        elif stage == "verified":
+            self.webhooks_verified.labels(source).inc()
+        elif stage == "rejected":
+            self.webhooks_rejected.labels(source, reason or "unknown").inc()
+        elif stage == "duplicated":
+            self.webhooks_duplicated.labels(source).inc()
+
+    def processed(self, source: str, outcome: str) -> None:
+        self.webhooks_processed.labels(source, outcome).inc()
+
+    def backlog(self, count: int) -> None:
+        self.inbox_backlog.set(count)
 
     def _on_event(self, event: str, upstream: str, fields: dict[str, Any]) -> None:
         if upstream not in self._seen:
