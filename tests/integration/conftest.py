@@ -19,7 +19,10 @@ from graftql.testing import ChaosUpstream
 def gateway_config(
     demo_credentials: DemoCredentials, demo_services: Mapping[str, str]
 ) -> GatewayConfig:
-    return demo_config(demo_environment(demo_credentials, demo_services))
+    config = demo_config(demo_environment(demo_credentials, demo_services))
+    # Without the shipping poller: its requests would add to the upstream counts that the
+    # storefront tests assert (tests/integration/test_demo_realtime.py runs its own).
+    return config.model_copy(update={"events": config.events.model_copy(update={"polling": {}})})
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Mapping
 from importlib.resources import as_file, files
 
@@ -58,6 +59,9 @@ def demo_environment(credentials: DemoCredentials, urls: Mapping[str, str]) -> d
         "DEMO_PAYMENTS_CLIENT_SECRET": credentials.payments_client_secret,
         "DEMO_SHIPPING_KEY_ID": credentials.shipping_key_id,
         "DEMO_SHIPPING_SECRET": credentials.shipping_secret,
+        "DEMO_PAYMENTS_WEBHOOK_SECRET": credentials.payments_webhook_secret,
+        # The webhook inbox of this run (a SQLite file), away from the working directory.
+        "DEMO_INBOX_PATH": os.path.join(tempfile.mkdtemp(prefix="graftql-demo-"), "inbox.db"),
     }
 
 
@@ -91,6 +95,8 @@ async def _run(host: str, port: int) -> None:
         gateway = LoopbackServer(create_app(config), port=port)
         servers.append(gateway)
         await gateway.start()
+        # payments announces status changes to the gateway (signed Standard Webhooks).
+        apps["payments"].state.webhooks.url = f"{gateway.url}/webhooks/payments"
         tune_gc()
         _banner(gateway.url, urls)
         await stop.wait()

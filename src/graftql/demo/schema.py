@@ -367,14 +367,33 @@ subscription PriceChanged($productId: ID!) {
 
 @strawberry.type
 class Subscription:
-    @strawberry.subscription
+    """Updates from the event bus (docs/realtime.md): payments' webhooks and shipping's
+    polled feed; and the catalog's own GraphQL subscription, proxied. A topic is an exact
+    name, so an argument cannot widen what is received."""
+
+    @strawberry.subscription  # a customer's payments, as they change status
+    async def payment_updated(
+        self, info: strawberry.Info[Context, None], customer_id: strawberry.ID
+    ) -> AsyncGenerator[Payment, None]:
+        async with info.context.bus.subscribe(f"payment.{customer_id}") as events:
+            async for event in events:
+                yield Payment.from_payments(event["data"]["data"])
+
+    @strawberry.subscription  # an order's shipment, as it moves
+    async def shipment_updated(
+        self, info: strawberry.Info[Context, None], order_id: strawberry.ID
+    ) -> AsyncGenerator[Shipment, None]:
+        async with info.context.bus.subscribe(f"shipment.{order_id}") as events:
+            async for event in events:
+                yield Shipment.from_shipping(event["data"])
+
+    @strawberry.subscription  # a product's price, as the catalog changes it
     async def price_changed(
         self, info: strawberry.Info[Context, None], product_id: strawberry.ID
     ) -> AsyncGenerator[PriceChange, None]:
-        """The catalog's price changes for one product."""
         # Proxied from the catalog's own GraphQL subscription, with the catalog's credentials;
-        # every client watching the same product shares one upstream subscription.
-        # aclosing: when the client leaves, the upstream subscription is released at once.
+        # every client watching the same product shares one upstream subscription. aclosing:
+        # when the client leaves, the upstream subscription is released at once.
         catalog = info.context.upstreams.graphql("catalog")
         events = catalog.subscribe(_PRICE_CHANGED, {"productId": product_id})
         async with aclosing(events):

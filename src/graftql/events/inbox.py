@@ -108,8 +108,13 @@ class WebhookInbox:
     async def process_due(self) -> int:
         """Claim and process what is due now; the number of events settled or retried."""
         events = await self.store.claim(self.clock(), self.batch)
-        for event in events:
-            await self._process(event)
+        # Published one by one, in order; the store writes that settle them go together
+        # (one commit for the batch where the store groups them).
+        writes = [await self._process(event) for event in events]
+        results = await asyncio.gather(*writes, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         if self.observer is not None:
             with contextlib.suppress(StoreError):
                 self.observer.backlog(await self.store.backlog())
@@ -133,7 +138,8 @@ class WebhookInbox:
                     await self._wake.wait()
             self._wake.clear()
 
-    async def _process(self, event: InboxEvent) -> None:
+    async def _process(self, event: InboxEvent) -> Awaitable[None]:
+        """Deliver ``event``; the store write that records the outcome, not yet awaited."""
         event.attempts += 1
         now = self.clock()
         try:
@@ -147,8 +153,7 @@ class WebhookInbox:
                     event.attempts,
                     type(exc).__name__,
                 )
-                await self._settle(event, "failed", now)
-                return
+                return self._settle(event, "failed", now)
             delay = min(_MAX_DELAY, self.retry_delay * 2 ** (event.attempts - 1))
             logger.warning(
                 "webhook inbox: %s event %s attempt %d failed (%s); retrying in %.1f s",
@@ -158,9 +163,8 @@ class WebhookInbox:
                 type(exc).__name__,
                 delay,
             )
-            await self.store.retry(event, now + delay)
-            return
-        await self._settle(event, outcome, now)
+            return self.store.retry(event, now + delay)
+        return self._settle(event, outcome, now)
 
     async def _deliver(self, event: InboxEvent, now: float) -> Outcome:
         if event.entity is not None and event.version is not None:

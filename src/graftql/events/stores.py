@@ -10,6 +10,7 @@ the webhook route then answers 503 and the sender retries.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,6 +114,7 @@ class SqliteStore:
         self.lease = lease
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._writes: list[tuple[str, str, tuple[Any, ...], asyncio.Future[int]]] = []
 
     async def open(self) -> None:
         try:
@@ -154,13 +156,36 @@ class SqliteStore:
         return self._db
 
     async def _write(self, what: str, sql: str, args: tuple[Any, ...]) -> int:
+        """Run one write; its row count once committed.
+
+        Group commit: the writes that arrive while a commit (an fsync) is under way are run
+        together in the next transaction and committed once; each caller still returns only
+        after its own write is committed, and a failure fails every write of that group."""
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._writes.append((what, sql, args, done))
         async with self._lock:
-            try:
-                cursor = await self.db.execute(sql, args)
-                await self.db.commit()
-            except (aiosqlite.Error, OSError) as exc:
-                raise _fail(what, exc) from exc
-            return cursor.rowcount
+            if not done.done():
+                await self._commit_waiting()
+        return done.result()
+
+    async def _commit_waiting(self) -> None:
+        batch, self._writes = self._writes, []
+        counts = []
+        failing = batch[0][0]
+        try:
+            for what, sql, args, _ in batch:
+                failing = what
+                counts.append((await self.db.execute(sql, args)).rowcount)
+            await self.db.commit()
+        except (aiosqlite.Error, OSError, StoreError) as exc:
+            with contextlib.suppress(aiosqlite.Error, OSError, StoreError):
+                await self.db.rollback()
+            error = exc if isinstance(exc, StoreError) else _fail(failing, exc)
+            for *_, done in batch:
+                done.set_exception(error)
+            return
+        for (*_, done), count in zip(batch, counts, strict=True):
+            done.set_result(count)
 
     async def put(self, event: InboxEvent, now: float) -> bool:
         inserted = await self._write(

@@ -11,6 +11,7 @@ tests configure the gateway and the upstreams from the same object.
 
 from __future__ import annotations
 
+import base64
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -56,6 +57,8 @@ class DemoCredentials:
     payments_client_secret: str
     shipping_key_id: str
     shipping_secret: str
+    # What payments signs its webhooks to the gateway with (Standard Webhooks: whsec_ + base64).
+    payments_webhook_secret: str = "whsec_ZGVtby1wYXltZW50cy13ZWJob29rLXNlY3JldA=="
 
     @classmethod
     def defaults(cls) -> DemoCredentials:
@@ -79,6 +82,7 @@ class DemoCredentials:
             payments_client_secret=secrets.token_urlsafe(24),
             shipping_key_id=f"key_{secrets.token_hex(6)}",
             shipping_secret=secrets.token_urlsafe(32),
+            payments_webhook_secret="whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
         )
 
 
@@ -105,6 +109,7 @@ def build_apps(
             token_ttl=token_ttl,
             control=control("payments"),
             clock=payments_clock,
+            webhook_secret=credentials.payments_webhook_secret,
         ),
         "shipping": shipping.create_app(
             key_id=credentials.shipping_key_id,

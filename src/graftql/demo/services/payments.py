@@ -31,6 +31,7 @@ from graftql.demo.services.common import (
     parse_bounded_int,
     query_list,
 )
+from graftql.demo.services.payment_webhooks import PaymentWebhooks
 
 SERVICE_NAME: Final = "payments"
 TOKEN_PATH: Final = "/oauth/token"
@@ -44,12 +45,12 @@ _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _SORTED_PAYMENTS: Final = tuple(sorted(PAYMENTS, key=lambda p: p.id))
 
 
-def payment_json(payment: Payment) -> JSONObject:
+def payment_json(payment: Payment, webhooks: PaymentWebhooks | None = None) -> JSONObject:
     return {
         "id": payment.id,
         "object": "payment",
         "order_id": payment.order_id,
-        "status": payment.status,
+        "status": webhooks.status_of(payment.id, payment.status) if webhooks else payment.status,
         "amount": payment.amount,
         "currency": payment.currency,
         "created": payment.created,
@@ -133,8 +134,13 @@ def create_app(
     token_ttl: int = DEFAULT_TOKEN_TTL,
     control: ServiceControl | None = None,
     clock: Callable[[], float] = time.monotonic,
+    webhook_secret: str | None = None,
+    webhook_url: str | None = None,
 ) -> Starlette:
-    """The payments service with one OAuth2 client; tokens live ``token_ttl`` seconds."""
+    """The payments service with one OAuth2 client; tokens live ``token_ttl`` seconds.
+
+    With ``webhook_secret`` (a ``whsec_`` Standard Webhooks secret) it sends a signed webhook
+    to ``webhook_url`` whenever a payment's status is changed (``payment_webhooks.py``)."""
     if not client_id or not client_secret:
         raise ValueError("client_id and client_secret must not be empty")
     if token_ttl <= 0:
@@ -194,8 +200,12 @@ def create_app(
         Route("/v1/payments", list_payments, methods=["GET"]),
         Route("/v1/payments/{id}", get_payment, methods=["GET"]),
     ]
+    webhooks = PaymentWebhooks(webhook_secret, webhook_url) if webhook_secret else None
+    if webhooks is not None:
+        routes += webhooks.routes()
     app = create_service_app(control, routes, error_response=error_response, guard=guard)
     app.state.tokens = tokens
+    app.state.webhooks = webhooks
     return app
 
 
@@ -225,7 +235,7 @@ async def list_payments(request: Request) -> Response:
     return JSONResponse(
         {
             "object": "list",
-            "data": [payment_json(p) for p in page],
+            "data": [payment_json(p, request.app.state.webhooks) for p in page],
             "has_more": len(remaining) > limit,
         }
     )
@@ -235,4 +245,4 @@ async def get_payment(request: Request) -> Response:
     payment = PAYMENTS_BY_ID.get(request.path_params["id"])
     if payment is None:
         return api_error(404, "no such payment")
-    return JSONResponse(payment_json(payment))
+    return JSONResponse(payment_json(payment, request.app.state.webhooks))

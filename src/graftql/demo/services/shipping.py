@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Final
 from xml.sax.saxutils import escape
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from graftql.demo.data import SHIPMENTS_BY_ORDER_ID, Shipment
@@ -89,16 +91,47 @@ async def list_shipments(request: Request) -> Response:
         return error_response(400, "bad_request", f"at most {MAX_ORDER_IDS} order_ids")
     # Request order, duplicates collapsed; orders without a shipment are simply absent.
     found = [
-        shipment_xml(SHIPMENTS_BY_ORDER_ID[order_id])
+        shipment_xml(shipment)
         for order_id in dict.fromkeys(order_ids)
-        if order_id in SHIPMENTS_BY_ORDER_ID
+        if (shipment := _shipment(request, order_id)) is not None
     ]
     return xml_response(element("shipments", found))
 
 
+def _shipment(request: Request, order_id: str) -> Shipment | None:
+    """The shipment as it is now: the data, with any status changed through the control route."""
+    shipment = SHIPMENTS_BY_ORDER_ID.get(order_id)
+    status = request.app.state.shipment_status.get(order_id)
+    if shipment is not None and status is not None:
+        shipment = replace(shipment, status=status)
+    return shipment
+
+
+async def feed(request: Request) -> Response:
+    """Every shipment: what a poller reads to notice changes (there are no webhooks)."""
+    found = [shipment_xml(s) for o in SHIPMENTS_BY_ORDER_ID if (s := _shipment(request, o))]
+    return xml_response(element("shipments", found))
+
+
+async def change_status(request: Request) -> Response:
+    """``POST /__shipments/{order_id}/status`` ``{"status": "DELIVERED"}`` (a control route:
+    the demo's way to make a shipment move)."""
+    order_id = request.path_params["order_id"]
+    try:
+        status = json.loads(await request.body() or b"{}").get("status")
+    except (ValueError, AttributeError):
+        status = None
+    if order_id not in SHIPMENTS_BY_ORDER_ID:
+        return JSONResponse({"error": "no such shipment"}, status_code=404)
+    if status not in ("IN_TRANSIT", "DELIVERED"):
+        return JSONResponse({"error": "'status' is IN_TRANSIT or DELIVERED"}, status_code=400)
+    request.app.state.shipment_status[order_id] = status
+    return JSONResponse({"order_id": order_id, "status": status})
+
+
 async def get_shipment(request: Request) -> Response:
     order_id = request.path_params["order_id"]
-    shipment = SHIPMENTS_BY_ORDER_ID.get(order_id)
+    shipment = _shipment(request, order_id)
     if shipment is None:
         return error_response(404, "not_found", f"no shipment for order {order_id}")
     return xml_response(shipment_xml(shipment))
@@ -147,5 +180,9 @@ def create_app(
     routes = [
         Route("/shipments", list_shipments, methods=["GET"]),
         Route("/shipments/{order_id}", get_shipment, methods=["GET"]),
+        Route("/feed/shipments", feed, methods=["GET"]),
+        Route("/__shipments/{order_id}/status", change_status, methods=["POST"]),
     ]
-    return create_service_app(control, routes, error_response=error_response, guard=guard)
+    app = create_service_app(control, routes, error_response=error_response, guard=guard)
+    app.state.shipment_status = {}
+    return app
