@@ -40,6 +40,7 @@ import strawberry
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.utils.aio import aclosing
@@ -172,9 +173,10 @@ class GraphQLSSE:
             if key not in ("content-length", "content-type"):
                 headers[key] = value
         self.open_streams += 1
-        return StreamingResponse(
-            self._events(source), media_type=f"{EVENT_STREAM}; charset=utf-8", headers=headers
-        )
+        return _EventStream(self._events(source), self._release, headers)
+
+    def _release(self) -> None:
+        self.open_streams -= 1
 
     async def _events(self, source: AsyncIterator[Any]) -> AsyncIterator[bytes]:
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUE)
@@ -193,10 +195,26 @@ class GraphQLSSE:
             yield _COMPLETE
         finally:
             # Also when the client went away: Starlette cancels this generator then.
-            self.open_streams -= 1
             pump.cancel()
             with suppress(asyncio.CancelledError):
                 await pump
+
+
+class _EventStream(StreamingResponse):
+    """The stream's slot is given back when the response is over, also when the client left
+    before its first byte (the body generator never started, so its ``finally`` cannot)."""
+
+    def __init__(
+        self, events: AsyncIterator[bytes], release: Callable[[], None], headers: dict[str, str]
+    ) -> None:
+        super().__init__(events, media_type=f"{EVENT_STREAM}; charset=utf-8", headers=headers)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 async def _pump(source: AsyncIterator[Any], queue: asyncio.Queue[bytes | None]) -> None:
