@@ -36,6 +36,7 @@ import procs  # noqa: E402
 import targets  # noqa: E402
 
 PORT = 18790
+COMPRESSION: str | None = "deflate"  # what browsers offer; --no-compression: none
 CONFIG = """\
 schema: fanout_schema:schema
 server:
@@ -56,6 +57,7 @@ class Subscriber:
             subprotocols=["graphql-transport-ws"],
             ping_interval=None,
             max_queue=None,  # type: ignore[list-item]
+            compression=COMPRESSION,
         )
         await self.ws.send(json.dumps({"type": "connection_init"}))
         assert json.loads(await self.ws.recv())["type"] == "connection_ack"
@@ -152,7 +154,14 @@ def main() -> None:
     parser.add_argument("--subscribers", default="100,1000,5000", help="comma-separated N")
     parser.add_argument("--events", type=int, default=10, help="events published per N")
     parser.add_argument("--rate", type=float, default=5.0, help="events per second")
+    parser.add_argument(
+        "--no-compression",
+        action="store_true",
+        help="clients offer no permessage-deflate (browsers do offer it)",
+    )
     args = parser.parse_args()
+    global COMPRESSION
+    COMPRESSION = None if args.no_compression else "deflate"
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     tmp = BENCH / "results" / "tmp"
