@@ -92,7 +92,7 @@ def create_app(
         ),
         persisted=persisted,
     )
-    sse = GraphQLSSE(strawberry_schema, http=http, context=context, settings=server.sse)
+    sse = GraphQLSSE(strawberry_schema, http=http, settings=server.sse)
 
     async def graphql_http(request: Request) -> Response:
         # graphql-sse: the same path answers an event stream to a client that asks for one.

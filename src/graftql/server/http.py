@@ -172,19 +172,24 @@ class GraphQLHTTP:
                 final.headers.append(key, value)
         return final
 
-    async def read_operation(self, request: Request) -> _Params | Response:
-        """One operation's parameters from a GET (query string) or POST (JSON body) request,
-        checked as for any request here; or the refusal to send (400, 413, 415). The
-        Server-Sent Events transport (``server/sse.py``) reads its requests this way."""
+    async def stream_request(self, request: Request) -> tuple[_Params, Context] | Response:
+        """For the Server-Sent Events transport (``server/sse.py``): one operation's
+        parameters from a GET (query string) or POST (JSON body) request and the context it
+        runs in, with every check a request gets here; or the refusal to send (400, 413,
+        415)."""
         try:
             if request.method == "GET":
-                return _params(_query_string(request))
-            payload = await self._read_json(request)
-            if isinstance(payload, list):
-                raise _Refused(400, "BAD_REQUEST", "a batch cannot be streamed; send one operation")
-            return _params(payload)
+                params = _params(_query_string(request))
+            else:
+                payload = await self._read_json(request)
+                if isinstance(payload, list):
+                    raise _Refused(
+                        400, "BAD_REQUEST", "a batch cannot be streamed; send one operation"
+                    )
+                params = _params(payload)
         except _Refused as refused:
             return _refusal(refused)
+        return params, await self._context(request, Response())
 
     def resolve_query(self, params: _Params) -> str | None:
         """The document's text: the query, or the persisted operation its hash names (raises

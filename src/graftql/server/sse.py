@@ -13,7 +13,7 @@ HTTP request (POST with a JSON body, or GET with the query string) whose ``Accep
   ``EventSource`` would otherwise see a failed connection and nothing else.
 - **Bad requests** — not GraphQL over HTTP at all: a body that is not JSON, a missing
   ``query``, a batch, the wrong content type, a body over ``server.max_request_bytes`` — are
-  4xx with a JSON body naming the reason, as on plain HTTP (``GraphQLHTTP.read_operation``).
+  4xx with a JSON body naming the reason, as on plain HTTP (``GraphQLHTTP.stream_request``).
   More streams open than ``server.sse.max_streams`` is 503 with ``Retry-After``.
 - **Keep-alive.** A comment line (``:``) every ``server.sse.keep_alive`` seconds of quiet,
   so proxies and load balancers do not close an idle stream.
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from typing import Any
 
@@ -46,7 +46,6 @@ from strawberry.types.graphql import OperationType
 from strawberry.utils.aio import aclosing
 
 from graftql.config import SseConfig
-from graftql.resolvers import Context
 from graftql.server.http import JSON, GraphQLHTTP
 
 __all__ = ["EVENT_STREAM", "GraphQLSSE", "wants_event_stream"]
@@ -57,8 +56,6 @@ EVENT_STREAM = "text/event-stream"
 _QUEUE = 16  # results buffered per stream before the operation waits for the client
 _COMPLETE = b"event: complete\ndata:\n\n"
 _KEEP_ALIVE = b":\n\n"
-
-ContextFactory = Callable[[Request, Response], Awaitable[Context]]
 
 
 def _qualities(accept: str) -> dict[str, float]:
@@ -118,12 +115,10 @@ class GraphQLSSE:
         schema: strawberry.Schema,
         *,
         http: GraphQLHTTP,
-        context: ContextFactory,
         settings: SseConfig,
     ) -> None:
         self.schema = schema
         self._http = http
-        self._context = context
         self._settings = settings
         self.open_streams = 0
 
@@ -142,11 +137,10 @@ class GraphQLSSE:
                 "the gateway has too many open event streams; retry later",
                 {"retry-after": "5"},
             )
-        params = await self._http.read_operation(request)
-        if isinstance(params, Response):
-            return params
-        response = Response()
-        context = await self._context(request, response)
+        prepared = await self._http.stream_request(request)
+        if isinstance(prepared, Response):
+            return prepared
+        params, context = prepared
         allowed = (
             (OperationType.QUERY, OperationType.SUBSCRIPTION)
             if request.method == "GET"
@@ -169,9 +163,6 @@ class GraphQLSSE:
             "cache-control": "no-cache",
             "x-accel-buffering": "no",  # nginx: pass events through as they come
         }
-        for key, value in response.headers.items():  # what resolvers set (cookies)
-            if key not in ("content-length", "content-type"):
-                headers[key] = value
         self.open_streams += 1
         return _EventStream(self._events(source), self._release, headers)
 
