@@ -90,3 +90,29 @@ def test_credentials_in_the_connection_init_payload() -> None:
     assert init_payload(headers, "flat") == {"authorization": "Bearer t"}
     assert init_payload(headers, "headers") == {"headers": {"authorization": "Bearer t"}}
     assert init_payload(headers, "none") == {}
+
+
+async def test_a_shared_upstream_subscription_never_runs_as_the_client_that_opened_it() -> None:
+    """The feed task starts from an empty context: the opening client's ``upstreams.caller``
+    (whose headers a forwarding auth would send) is not there."""
+    from graftql.upstreams import caller
+
+    seen: list[object] = []
+
+    class Spy(httpx.Auth):
+        def auth_flow(self, request: httpx.Request) -> Any:
+            seen.append(caller.current())
+            raise RuntimeError("stop here")  # the spy has seen what it needed
+            yield request
+
+    api = upstream({"type": "bearer", "token": "${SECRET}"})
+    api.auth = Spy()
+    token = caller.start(caller.Caller(headers={"authorization": "Bearer client"}))
+    try:
+        events = api.subscribe("subscription { x }")
+        with pytest.raises(Exception, match="subscription failed"):
+            await anext(events)
+    finally:
+        caller.reset(token)
+        await api.aclose()
+    assert seen == [None]

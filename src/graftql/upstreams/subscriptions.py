@@ -7,7 +7,9 @@
 - **Credentials.** The upstream's own ``auth:`` flow runs on the handshake as it would on an
   HTTP request (bearer, API key in a header or the query, basic, OAuth2 client credentials
   with its cached token, HMAC), so the handshake carries the headers the upstream expects;
-  ``credentials_in_init`` puts them in the ``connection_init`` payload too.
+  ``credentials_in_init`` puts them in the ``connection_init`` payload too. Never a client's:
+  the shared subscription runs outside every client's operation (``upstreams.caller`` is
+  None there), so nothing a client sent can be forwarded on it.
 - **Reconnecting.** A lost connection (closed, refused, no pong, no ack) is opened again after
   an exponential backoff with full jitter, and the operation subscribed again; events the
   upstream sent in between are missed. After ``reconnect_attempts`` failures in a row the
@@ -25,6 +27,7 @@ testable without waiting.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -138,7 +141,12 @@ class UpstreamSubscriptions:
         feed = self._feeds.get(key)
         if feed is None:
             feed = self._feeds[key] = _Feed()
-            feed.task = asyncio.create_task(self._run(key, feed, document, variables))
+            # A context of its own: the subscription is shared, so it must not run as the
+            # client that happened to open it (``upstreams.caller``: no forwarded credential,
+            # no principal-scoped anything), nor inherit that operation's deadline.
+            feed.task = asyncio.create_task(
+                self._run(key, feed, document, variables), context=contextvars.Context()
+            )
         queue: asyncio.Queue[object] = asyncio.Queue(self.config.buffer)
         feed.subscribers.add(queue)
         try:
