@@ -165,6 +165,15 @@ def _check(args: argparse.Namespace) -> int:
     width = max((len(name) for name in config.upstreams), default=0)
     for name, cfg in config.upstreams.items():
         print(f"  {name.ljust(width)}  {_describe_upstream(cfg)}")
+    events = config.events
+    if config.webhooks or events.polling or events.bus.backend != "memory":
+        inbox = events.inbox
+        where = inbox.path if inbox.backend == "sqlite" else inbox.backend
+        print(f"events     bus {events.bus.backend}  inbox {inbox.backend} ({where})")
+        for name, hook in config.webhooks.items():
+            print(f"  POST /webhooks/{name}  {hook.scheme}  {len(hook.secrets)} secret(s)")
+        for name, poll in events.polling.items():
+            print(f"  poll {name}  {poll.upstream} GET {poll.path} every {poll.interval:g}s")
     return 0
 
 

@@ -16,6 +16,9 @@ Our exception hierarchy:
     - UpstreamNotFound
     - CircuitOpen
   + WebhookError
+    - SignatureRejected (in graftql.events.signatures: a webhook failed verification; 400/401)
+  + StoreError (in graftql.events.stores: the webhook inbox's store failed; the route answers 503)
+  + BusUnavailable, SlowConsumer (in graftql.events: publishing failed; a subscriber fell behind)
 
 Each class names the condition, never the library that reported it: an ``httpx.ConnectError``
 and a refused TCP connection from gql both become ``UpstreamUnavailable``.

@@ -133,6 +133,8 @@ def test_check_summarises_and_hides_secrets() -> None:
     crm = next(line for line in lines if line.strip().startswith("crm "))
     assert "auth api_key (value=***, header=X-Api-Key)" in crm
     assert "upstreams  4" in result.stdout
+    assert "  POST /webhooks/payments  standard  1 secret(s)" in lines
+    assert "whsec_" not in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -326,3 +326,70 @@ def test_a_store_that_fails_is_answered_503_so_the_sender_retries(tmp_path: Path
         assert answer.json() == {"error": "the event could not be stored; retry later"}
         metrics = httpx.get(f"{server.url}/metrics").text
         assert 'graftql_webhooks_rejected_total{reason="unavailable",source="pay"} 1.0' in metrics
+
+
+def test_an_inbox_that_cannot_open_answers_503_until_it_can(tmp_path: Path) -> None:
+    """The SQLite file's directory is missing at start-up: the gateway serves, webhooks get
+    503 (nothing acknowledged that is not stored), and once the directory exists the inbox
+    opens by itself and deliveries are stored."""
+    directory = tmp_path / "later"
+    config = gateway_config(
+        str(tmp_path), {"pay": source()}, events={"inbox": {"path": str(directory / "x.db")}}
+    )
+    with running(config) as (server, app):
+        app.state.realtime.inbox.poll_interval = 0.05
+        body = payment_body("p1", "ok")
+        assert post(server.url, body, standard_headers(body, "m1")).status_code == 503
+        directory.mkdir()
+        deadline = time.monotonic() + 10
+        while True:
+            answer = post(server.url, body, standard_headers(body, "m1"))
+            if answer.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert answer.json() == {"status": "stored", "id": "m1"}
+
+
+def test_replicas_sharing_a_postgres_inbox_store_an_event_once(tmp_path: Path) -> None:
+    """The same delivery to two replicas at once: one stores it, the other answers
+    duplicate, and only one of them publishes it."""
+    dsn = require_postgres()
+    table = f"inbox_{uuid.uuid4().hex[:12]}"
+    config = gateway_config(
+        str(tmp_path),
+        {"pay": source()},
+        events={"inbox": {"backend": "postgres", "dsn": dsn, "table": table}},
+    )
+    buses = [MemoryBus(), MemoryBus()]
+    try:
+        with running(config, bus=buses[0]) as (a, _), running(config, bus=buses[1]) as (b, _):
+            body = payment_body("p1", "ok")
+            headers = standard_headers(body, "shared-1")
+
+            async def both() -> list[httpx.Response]:
+                async with httpx.AsyncClient(timeout=10) as client:
+                    return await asyncio.gather(
+                        *(
+                            client.post(f"{url}/webhooks/pay", content=body, headers=headers)
+                            for url in (a.url, b.url, a.url, b.url)
+                        )
+                    )
+
+            answers = asyncio.run(both())
+            assert [r.status_code for r in answers] == [200] * 4
+            assert sorted(r.json()["status"] for r in answers) == ["duplicate"] * 3 + ["stored"]
+            deadline = time.monotonic() + 5
+            while sum(bus.published for bus in buses) < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.5)
+            assert sum(bus.published for bus in buses) == 1
+    finally:
+
+        async def drop() -> None:
+            conn = await asyncpg.connect(dsn)
+            await conn.execute(
+                f"DROP TABLE IF EXISTS {table}; DROP TABLE IF EXISTS {table}_versions"
+            )
+            await conn.close()
+
+        asyncio.run(drop())

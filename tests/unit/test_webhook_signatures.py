@@ -228,3 +228,36 @@ def test_hmac_with_timestamp_and_base64() -> None:
 def test_hmac_needs_its_block() -> None:
     with pytest.raises(ValueError, match="needs the 'hmac' block"):
         verifier("hmac", "k", now=0)
+
+
+@pytest.mark.parametrize("scheme", ["standard", "stripe", "github", "hmac"])
+def test_random_headers_and_bodies_are_refused_never_crash(scheme: str) -> None:
+    """Seeded garbage in every header the schemes read: always SignatureRejected with 400 or
+    401, never another exception (which the route would turn into a 500)."""
+    import random
+
+    rng = random.Random(f"webhooks-{scheme}")
+    alphabet = "v1,=t sha256:abcdef0123456789+/\\x00é\u2028-.;" + "".join(map(chr, range(32, 127)))
+    extra = {"hmac": {"timestamp_header": "X-Ts", "signed_payload": "{timestamp}.{body}"}}
+    v = verifier(scheme, SW_SECRET, now=SW_TIMESTAMP, **(extra if scheme == "hmac" else {}))
+    names = [
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "stripe-signature",
+        "x-hub-signature-256",
+        "x-signature",
+        "x-ts",
+    ]
+    for _ in range(500):
+        headers = {
+            name: "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+            for name in names
+            if rng.random() < 0.8
+        }
+        if rng.random() < 0.3:
+            headers["webhook-timestamp"] = str(rng.choice([SW_TIMESTAMP, -1, 10**30, 0]))
+        body = bytes(rng.randint(0, 255) for _ in range(rng.randint(0, 30)))
+        with pytest.raises(SignatureRejected) as caught:
+            v.verify(body, headers)
+        assert caught.value.status in (400, 401)

@@ -53,6 +53,12 @@ class HmacSchemeConfig(_Model):
             raise ValueError("only {body} and {timestamp} may be used")
         return value
 
+    @model_validator(mode="after")
+    def _timestamp_header(self) -> HmacSchemeConfig:
+        if "{timestamp}" in self.signed_payload and self.timestamp_header is None:
+            raise ValueError("'signed_payload' uses {timestamp}: set 'timestamp_header'")
+        return self
+
 
 class WebhookSourceConfig(_Model):
     """``webhooks.<name>``: one sender, its signature scheme and where its events go."""

@@ -277,6 +277,7 @@ class RedisBus:
             password=password,
             socket_connect_timeout=publish_timeout,
             health_check_interval=5,
+            socket_keepalive=True,
             client_name=self.client_name,
         )
         self._dedup_ms = int(dedup_ttl * 1000)
@@ -414,7 +415,9 @@ class RedisBus:
                         await pubsub.subscribe(self.prefix + topic)
                 delay = _RECONNECT_DELAY[0]
                 while True:
-                    message = await pubsub.get_message(timeout=None)
+                    # A bounded wait, so the keep-alive PING (health_check_interval) is sent
+                    # on a quiet connection and a silently dead peer is noticed.
+                    message = await pubsub.get_message(timeout=1.0)
                     if message is not None:
                         self._dispatch(message)
             except (RedisError, OSError) as exc:

@@ -84,11 +84,36 @@ class WebhookInbox:
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._purged_at = 0.0
+        self._opened = False
+        self._open_warned_at = -30.0
 
     async def start(self) -> None:
-        await self.store.open()
+        """Open the store and start processing. A store that cannot be opened does not stop
+        the gateway: webhooks are answered 503 (senders retry) and the worker tries to open
+        it again every ``poll_interval``."""
+        await self._open()
         if self._worker is None:
             self._worker = asyncio.create_task(self._run(), name="graftql-webhook-inbox")
+
+    async def _open(self) -> bool:
+        if self._opened:
+            return True
+        try:
+            await self.store.open()
+        except StoreError as exc:
+            now = time.monotonic()
+            if now - self._open_warned_at < 30:
+                return False
+            self._open_warned_at = now  # at most every 30 s while it lasts
+            cause = exc.__cause__
+            logger.error(
+                "webhook inbox: %s%s; webhooks are answered 503 until it opens",
+                exc,
+                f": {str(cause)[:200]}" if cause is not None else "",
+            )
+            return False
+        self._opened = True
+        return True
 
     async def aclose(self) -> None:
         if self._worker is not None:
@@ -96,7 +121,9 @@ class WebhookInbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
-        await self.store.close()
+        if self._opened:
+            await self.store.close()
+            self._opened = False
 
     async def accept(self, event: InboxEvent) -> bool:
         """Store ``event`` durably; False if it was already there. Raises ``StoreError``."""
@@ -123,6 +150,9 @@ class WebhookInbox:
     async def _run(self) -> None:
         while True:
             try:
+                if not await self._open():
+                    await asyncio.sleep(self.poll_interval)
+                    continue
                 while await self.process_due() == self.batch:
                     pass  # more may be due at once
                 now = self.clock()

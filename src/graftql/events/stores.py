@@ -142,6 +142,7 @@ class SqliteStore:
             )
             await self._db.commit()
         except (aiosqlite.Error, OSError) as exc:
+            await self.close()
             raise _fail("open the database", exc) from exc
 
     async def close(self) -> None:

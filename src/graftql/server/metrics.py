@@ -185,12 +185,9 @@ class GatewayMetrics:
             "what was processed for its entity, failed: gave up after max_attempts).",
             ["source", "outcome"],
         )
-        self.inbox_backlog = Gauge(
-            "graftql_webhook_inbox_backlog",
-            "Webhook events stored and not yet processed (as of the inbox's last pass).",
-            registry=registry,
-            multiprocess_mode="livemax",
-        )
+        # Made on first use: a gauge without labels writes its file at once in multiprocess
+        # mode, and a process that never runs the inbox (the --workers parent) must not.
+        self.inbox_backlog: Gauge | None = None
         # Children by label values: .labels() costs more than the increment itself.
         self._operation_children: dict[tuple[str, str], Any] = {}
         self._operation_seconds_children: dict[str, Any] = {}
@@ -269,6 +266,13 @@ class GatewayMetrics:
         self.webhooks_processed.labels(source, outcome).inc()
 
     def backlog(self, count: int) -> None:
+        if self.inbox_backlog is None:
+            self.inbox_backlog = Gauge(
+                "graftql_webhook_inbox_backlog",
+                "Webhook events stored and not yet processed (as of the inbox's last pass).",
+                registry=self.registry,
+                multiprocess_mode="livemax",
+            )
         self.inbox_backlog.set(count)
 
     def _on_event(self, event: str, upstream: str, fields: dict[str, Any]) -> None:
