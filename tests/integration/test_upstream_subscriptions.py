@@ -21,6 +21,7 @@ from websockets.typing import Subprotocol
 from graftql.config import parse_config
 from graftql.demo.servers import ServerThread, bind_loopback
 from graftql.demo.services import catalog
+from graftql.errors import UpstreamUnavailable
 from graftql.server import create_app
 from graftql.upstreams import GraphQLUpstream, UpstreamGraphQLErrors
 
@@ -213,3 +214,29 @@ async def test_an_operation_the_upstream_refuses_is_upstream_bad_response(upstre
         await until(lambda: status(upstream)["subscriptions"] == 0, "the upstream to be released")
     finally:
         await catalog_upstream.aclose()
+
+
+async def test_closing_the_upstream_ends_its_subscribers(upstream: str) -> None:
+    config = parse_config(
+        {
+            "schema": "x:y",
+            "upstreams": {
+                "catalog": {
+                    "kind": "graphql",
+                    "url": f"{upstream}/graphql",
+                    "auth": {"type": "bearer", "token": "${CATALOG_TOKEN}"},
+                }
+            },
+        },
+        environ={"CATALOG_TOKEN": TOKEN},
+    )
+    catalog_upstream = GraphQLUpstream("catalog", config.upstreams["catalog"])
+    events = catalog_upstream.subscribe(
+        "subscription ($p: ID!) { priceChanged(productId: $p) { productId } }", {"p": "p3"}
+    )
+    waiting = asyncio.ensure_future(anext(events))
+    await until(lambda: catalog_upstream.subscriptions.active == 1, "the upstream subscription")
+    await catalog_upstream.aclose()
+    with pytest.raises(UpstreamUnavailable, match="shutting down"):
+        await asyncio.wait_for(waiting, WAIT)
+    await until(lambda: status(upstream)["subscriptions"] == 0, "the upstream to be released")

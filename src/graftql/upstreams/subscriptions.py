@@ -165,8 +165,13 @@ class UpstreamSubscriptions:
                     feed.task.cancel()
 
     async def aclose(self) -> None:
-        tasks = [feed.task for feed in self._feeds.values() if feed.task is not None]
+        """Close every upstream subscription; their subscribers get UPSTREAM_UNAVAILABLE."""
+        feeds = list(self._feeds.values())
+        tasks = [feed.task for feed in feeds if feed.task is not None]
         self._feeds.clear()
+        name = self._upstream.name
+        for feed in feeds:
+            feed.publish(UpstreamUnavailable(name, f"{name} subscriptions are shutting down"))
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
