@@ -140,7 +140,9 @@ async def test_the_gateway_reconnects_and_resubscribes_when_the_upstream_drops(
             assert drop(upstream) >= 1
             await until(
                 lambda: (
-                    status(upstream)["opened"] > opened and status(upstream)["subscriptions"] == 1
+                    (now := status(upstream))["opened"] > opened
+                    and now["connections"] == 1
+                    and now["subscriptions"] == 1
                 ),
                 "the gateway to reconnect and subscribe again",
             )

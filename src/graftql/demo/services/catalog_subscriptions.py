@@ -115,9 +115,12 @@ def subscription_routes(
         except WebSocketDisconnect:
             pass
         finally:
-            feed.sockets.discard(ws)
-            for task in operations.values():
+            tasks = list(operations.values())
+            for task in tasks:
                 task.cancel()
+            # Its subscriptions are gone before the connection stops counting as open.
+            await asyncio.gather(*tasks, return_exceptions=True)
+            feed.sockets.discard(ws)
 
     async def prices(request: Request) -> Response:
         try:
