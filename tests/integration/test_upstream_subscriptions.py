@@ -36,6 +36,15 @@ def upstream() -> Iterator[str]:
         yield server.url
 
 
+GATEWAYS: dict[str, Any] = {}  # a running gateway's WebSocket URL -> its app
+
+
+def gateway_subscribers(url: str) -> int:
+    """Gateway subscriptions reading the catalog's upstream subscriptions now."""
+    count: int = GATEWAYS[url].state.upstreams["catalog"].subscriptions.subscribers
+    return count
+
+
 @contextmanager
 def gateway(catalog_url: str, token: str = TOKEN, **subscriptions: Any) -> Iterator[str]:
     config = parse_config(
@@ -52,8 +61,14 @@ def gateway(catalog_url: str, token: str = TOKEN, **subscriptions: Any) -> Itera
         },
         environ={"CATALOG_TOKEN": token},
     )
-    with ServerThread(create_app(config)) as server:
-        yield server.url.replace("http://", "ws://") + "/graphql"
+    app = create_app(config)
+    with ServerThread(app) as server:
+        url = server.url.replace("http://", "ws://") + "/graphql"
+        GATEWAYS[url] = app
+        try:
+            yield url
+        finally:
+            del GATEWAYS[url]
 
 
 @asynccontextmanager
@@ -109,6 +124,7 @@ async def test_a_price_change_reaches_every_client_through_one_upstream_subscrip
                 await ws.send(
                     json.dumps({"id": "p", "type": "subscribe", "payload": {"query": PRICE}})
                 )
+            await until(lambda: gateway_subscribers(url) == 2, "both clients to subscribe")
             await until(lambda: status(upstream)["subscriptions"] == 1, "the upstream subscription")
             # Two clients, one upstream subscription, one connection; the catalog's token went
             # in the handshake's Authorization header.

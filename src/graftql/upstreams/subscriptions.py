@@ -132,6 +132,11 @@ class UpstreamSubscriptions:
         """Upstream subscriptions open (or being re-established) now."""
         return len(self._feeds)
 
+    @property
+    def subscribers(self) -> int:
+        """Gateway subscriptions reading them, all together."""
+        return sum(len(feed.subscribers) for feed in self._feeds.values())
+
     async def subscribe(
         self, document: DocumentNode, source: str, variables: dict[str, Any] | None = None
     ) -> AsyncGenerator[Any, None]:
