@@ -101,6 +101,9 @@ def _run_server(args: argparse.Namespace) -> int:
         # Off: which proxies are believed is server.rate_limit.trusted_proxies alone. uvicorn's
         # own handling would trust X-Forwarded-For from any local process (docs/security.md).
         "proxy_headers": False,
+        # permessage-deflate costs ~40 KB of zlib state per connection and ~25 us per message
+        # for subscription events of a few hundred bytes (bench/fanout.py): off unless asked.
+        "ws_per_message_deflate": config.server.websocket.compression,
     }
     if args.workers == 1:
         tune_gc()

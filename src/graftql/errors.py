@@ -7,6 +7,7 @@ Our exception hierarchy:
   + Unauthenticated
   + Forbidden
   + ConfigError
+  + ConnectionRejected
   + UpstreamError
     - UpstreamTimeout
     - UpstreamUnavailable
@@ -38,6 +39,7 @@ __all__ = [
     "BadUserInput",
     "CircuitOpen",
     "ConfigError",
+    "ConnectionRejected",
     "Forbidden",
     "GraftqlError",
     "PageLimitExceeded",
@@ -113,6 +115,15 @@ class ConfigError(GraftqlError):
     @classmethod
     def at(cls, path: str, reason: str) -> ConfigError:
         return cls([(path, reason)])
+
+
+class ConnectionRejected(GraftqlError):
+    """A real-time client is refused at ``connection_init`` (graphql-transport-ws closes with
+    4403 Forbidden; graphql-ws answers ``connection_error``). Raise it from the gateway's
+    connection hook (``GraphQLEndpoint(authenticate=...)``) when the payload's credentials
+    are missing or wrong; the message is not sent to the client."""
+
+    code = "FORBIDDEN"
 
 
 class UpstreamError(GraftqlError):

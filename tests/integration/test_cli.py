@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from graftql import __version__
 from graftql.demo.runner import EXAMPLE_QUERY
@@ -332,3 +334,38 @@ def test_serve_does_not_let_a_local_process_choose_its_address(tmp_path: Path) -
         process.terminate()
         process.communicate(timeout=30)
     assert statuses == [200, 429]
+
+
+@pytest.mark.parametrize("compression", [False, True])
+def test_serve_negotiates_websocket_compression_only_when_configured(
+    tmp_path: Path, compression: bool
+) -> None:
+    """server.websocket.compression: permessage-deflate, which browsers offer, is accepted
+    only when it is on (it costs ~40 KB per connection)."""
+    port = free_port_block(1)
+    path = tmp_path / "gateway.yaml"
+    setting = "true" if compression else "false"
+    path.write_text(
+        "schema: graftql.demo.schema:schema\nupstreams: {}\n"
+        f"server: {{websocket: {{compression: {setting}}}}}\n"
+    )
+    process = subprocess.Popen(
+        [*GRAFTQL, "serve", "--config", str(path), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+        url = f"ws://127.0.0.1:{port}/graphql"
+        with connect(
+            url, subprotocols=[Subprotocol("graphql-transport-ws")], compression="deflate"
+        ) as ws:
+            assert ws.response is not None
+            negotiated = ws.response.headers.get("sec-websocket-extensions") or ""
+            ws.send('{"type": "connection_init"}')
+            assert ws.recv(timeout=10) == '{"type":"connection_ack"}'
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert ("permessage-deflate" in negotiated) is compression

@@ -13,8 +13,6 @@ here as well."""
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -29,14 +27,10 @@ from graftql import GatewaySchema
 from graftql.config import parse_config
 from graftql.demo.servers import ServerThread
 from graftql.server import create_app
+from integration.node_packages import node_with_packages
 
 CONFORMANCE = Path(__file__).resolve().parents[1] / "conformance"
 AUDIT_TIMEOUT = 120.0  # seconds for all audits; they take about 2 s
-NPM_TIMEOUT = 300.0
-NEEDS_NODE = (
-    "the GraphQL-over-HTTP conformance audits need Node 20 (or later) and npm on PATH "
-    "(https://nodejs.org/); {problem}"
-)
 GQL = "application/graphql-response+json"
 JSON = "application/json"
 EXECUTED: list[str] = []
@@ -63,52 +57,10 @@ class Mutation:
         return True
 
 
-def _installed_matches_lockfile() -> bool:
-    """node_modules holds every package at the version package-lock.json pins."""
-    lock = json.loads((CONFORMANCE / "package-lock.json").read_text())
-    for path, entry in lock["packages"].items():
-        if not path:
-            continue
-        manifest = CONFORMANCE / path / "package.json"
-        if not manifest.is_file():
-            return False
-        if json.loads(manifest.read_text()).get("version") != entry.get("version"):
-            return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def node() -> str:
     """The ``node`` executable, with graphql-http installed from the lockfile."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail(NEEDS_NODE.format(problem="`node` is not on PATH"), pytrace=False)
-    version = subprocess.run(
-        [node, "--version"], capture_output=True, text=True, timeout=30, check=False
-    ).stdout.strip()
-    major = re.match(r"v(\d+)\.", version)
-    if major is None or int(major.group(1)) < 20:
-        pytest.fail(NEEDS_NODE.format(problem=f"`node --version` is {version!r}"), pytrace=False)
-    if not _installed_matches_lockfile():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail(NEEDS_NODE.format(problem="`npm` is not on PATH"), pytrace=False)
-        install = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
-            cwd=CONFORMANCE,
-            capture_output=True,
-            text=True,
-            timeout=NPM_TIMEOUT,
-            check=False,
-        )
-        if install.returncode != 0:
-            pytest.fail(
-                f"`npm ci` in {CONFORMANCE} failed ({install.returncode}):\n"
-                f"{install.stdout}\n{install.stderr}",
-                pytrace=False,
-            )
-        assert _installed_matches_lockfile(), "npm ci did not install what the lockfile pins"
-    return node
+    return node_with_packages(CONFORMANCE, "the GraphQL-over-HTTP conformance audits")
 
 
 @pytest.fixture(scope="module", params=["development", "production"])

@@ -161,3 +161,32 @@ async def test_rules_hold_over_websocket_with_the_connection_token(gateway: str)
         payload = json.loads(await ws.recv())["payload"]
     assert payload["data"] == {"mine": {"id": "o1"}, "theirs": None}
     assert codes(payload) == [("theirs.id", "FORBIDDEN")]
+
+
+async def _subscribe(gateway: str, token: str | None, query: str) -> dict[str, Any]:
+    """The first message a subscription gets (an error for it, or its first event)."""
+    ws_url = gateway.replace("http://", "ws://") + "/graphql"
+    protocols = [Subprotocol("graphql-transport-ws")]
+    async with websockets.connect(ws_url, subprotocols=protocols) as ws:
+        init = {"Authorization": f"Bearer {token}"} if token else {}
+        await ws.send(json.dumps({"type": "connection_init", "payload": init}))
+        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+        message: dict[str, Any] = json.loads(await ws.recv())
+        return message
+
+
+async def test_subscriptions_follow_only_what_the_caller_may_read(gateway: str) -> None:
+    """paymentUpdated and shipmentUpdated are checked before the first event: a customer
+    follows their own payments and orders only, anonymous clients none."""
+    payments = 'subscription { paymentUpdated(customerId: "%s") { status } }'
+    shipment = 'subscription { shipmentUpdated(orderId: "%s") { status } }'
+    for token, query, code in (
+        (token_for("c1"), payments % "c2", "FORBIDDEN"),
+        (None, payments % "c1", "UNAUTHENTICATED"),
+        (token_for("c1"), shipment % "o2", "FORBIDDEN"),  # o2 is c2's
+        (token_for("c1"), shipment % "o999", "FORBIDDEN"),  # no such order
+    ):
+        message = await _subscribe(gateway, token, query)
+        assert message["type"] == "next", message
+        assert [e["extensions"]["code"] for e in message["payload"]["errors"]] == [code]

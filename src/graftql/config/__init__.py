@@ -25,6 +25,7 @@ from graftql.config.auth import (
 from graftql.config.cache import CacheConfig, CacheDefaults, EndpointCacheConfig
 from graftql.config.gateway import GatewayConfig, RedisConfig, errors_of, load_config, parse_config
 from graftql.config.identity import InboundAuthConfig
+from graftql.config.realtime import SseConfig, UpstreamSubscriptionsConfig, WebSocketConfig
 from graftql.config.server import (
     CorsConfig,
     InboundRateLimitConfig,
@@ -71,9 +72,12 @@ __all__ = [
     "RetryConfig",
     "Secret",
     "ServerConfig",
+    "SseConfig",
     "TlsConfig",
     "TracingConfig",
     "UpstreamConfig",
+    "UpstreamSubscriptionsConfig",
+    "WebSocketConfig",
     "XmlConfig",
     "errors_of",
     "load_config",

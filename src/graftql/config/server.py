@@ -14,6 +14,7 @@ from pydantic import (
 
 from graftql.config._base import _header_name, _Model, _network, _origin
 from graftql.config.identity import InboundAuthConfig
+from graftql.config.realtime import SseConfig, WebSocketConfig
 from graftql.config.tracing import TracingConfig
 from graftql.references import EnvStr, Secret
 
@@ -175,6 +176,9 @@ class ServerConfig(_Model):
 
     # OpenTelemetry traces (docs/operations.md, "Traces"); off unless enabled.
     tracing: TracingConfig = Field(default_factory=TracingConfig)
+    # Subscriptions over WebSocket and Server-Sent Events (docs/realtime.md, "Transports").
+    websocket: WebSocketConfig = Field(default_factory=WebSocketConfig)
+    sse: SseConfig = Field(default_factory=SseConfig)
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -17,6 +17,7 @@ from graftql.config._base import SENSITIVE_HEADER, _http_url, _Model, key_error
 from graftql.config.auth import AuthConfig, ForwardAuth
 from graftql.config.cache import CacheConfig, EndpointCacheConfig
 from graftql.config.headers import DEFAULT_IDENTITY_HEADERS, forwardable, identity_problem
+from graftql.config.realtime import UpstreamSubscriptionsConfig
 from graftql.config.tls import TlsConfig
 from graftql.references import EnvStr, Secret, environ_of, expand_env, is_reference
 
@@ -153,6 +154,8 @@ class UpstreamConfig(_Model):
     xml: XmlConfig = Field(default_factory=XmlConfig)
     cache: CacheConfig | None = None  # the response cache, off unless given (docs/caching.md)
     endpoints: list[EndpointConfig] = Field(default_factory=list)
+    # GraphQL upstreams: how their subscriptions are proxied (docs/realtime.md).
+    subscriptions: UpstreamSubscriptionsConfig | None = None
 
     _check_url = field_validator("url")(lambda v: _http_url(v))
 
@@ -195,6 +198,12 @@ class UpstreamConfig(_Model):
                         }
                     ],
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _subscriptions_need_graphql(self) -> UpstreamConfig:
+        if self.subscriptions is not None and self.kind != "graphql":
+            raise ValueError("'subscriptions' is for kind: graphql upstreams")
         return self
 
     @field_validator("headers", mode="before")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 
@@ -30,11 +31,13 @@ import strawberry
 from graftql import (
     BadUserInput,
     Context,
+    Forbidden,
     GatewaySchema,
     LoaderRegistry,
     PrincipalPermission,
     RestBatch,
     RestEach,
+    Unauthenticated,
 )
 from graftql.resolvers.delegation import Delegate, upstream_field
 from graftql.resolvers.pagination import PageInfo, PageNumber, RestPages
@@ -359,15 +362,33 @@ loaders.add(
 )
 
 
+# --- subscriptions -----------------------------------------------------------------------------
+
+
+@strawberry.type(description="A product's new price, as the catalog announced it.")
+class PriceChange:
+    product_id: strawberry.ID
+    price: Money
+
+
+_PRICE_CHANGED = """
+subscription PriceChanged($productId: ID!) {
+  priceChanged(productId: $productId) { productId price { amount currency } }
+}
+"""
+
+
 @strawberry.type
 class Subscription:
     """Updates from the event bus (docs/realtime.md): payments' webhooks and shipping's
-    polled feed. A topic is an exact name, so an argument cannot widen what is received."""
+    polled feed; and the catalog's own GraphQL subscription, proxied. A topic is an exact
+    name, so an argument cannot widen what is received."""
 
     @strawberry.subscription  # a customer's payments, as they change status
     async def payment_updated(
         self, info: strawberry.Info[Context, None], customer_id: strawberry.ID
     ) -> AsyncGenerator[Payment, None]:
+        _may_follow(info, customer_id, "a customer may follow only their own payments")
         async with info.context.bus.subscribe(f"payment.{customer_id}") as events:
             async for event in events:
                 yield Payment.from_payments(event["data"]["data"])
@@ -376,9 +397,38 @@ class Subscription:
     async def shipment_updated(
         self, info: strawberry.Info[Context, None], order_id: strawberry.ID
     ) -> AsyncGenerator[Shipment, None]:
+        order: Order | None = await info.context.loaders.orders.load(order_id)
+        owner = order.customer_id if order is not None else None
+        _may_follow(info, owner, "a customer may follow only their own orders' shipments")
         async with info.context.bus.subscribe(f"shipment.{order_id}") as events:
             async for event in events:
                 yield Shipment.from_shipping(event["data"])
+
+    @strawberry.subscription  # a product's price, as the catalog changes it
+    async def price_changed(
+        self, info: strawberry.Info[Context, None], product_id: strawberry.ID
+    ) -> AsyncGenerator[PriceChange, None]:
+        # Proxied from the catalog's own GraphQL subscription, with the catalog's credentials;
+        # every client watching the same product shares one upstream subscription. aclosing:
+        # when the client leaves, the upstream subscription is released at once.
+        catalog = info.context.upstreams.graphql("catalog")
+        events = catalog.subscribe(_PRICE_CHANGED, {"productId": product_id})
+        async with aclosing(events):
+            async for data in events:
+                change, price = data["priceChanged"], data["priceChanged"]["price"]
+                yield PriceChange(
+                    product_id=change["productId"],
+                    price=Money(amount=price["amount"], currency=price["currency"]),
+                )
+
+
+def _may_follow(info: strawberry.Info[Context, None], customer_id: str | None, why: str) -> None:
+    """Subscriptions are checked once, before the first event: staff, or that customer."""
+    principal = info.context.principal
+    if not principal:
+        raise Unauthenticated("sign in to follow these updates")
+    if not (_is_staff(principal) or (customer_id and principal.get("sub") == customer_id)):
+        raise Forbidden(why)
 
 
 schema = GatewaySchema(

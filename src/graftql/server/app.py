@@ -20,7 +20,7 @@ from graftql.resolvers.cursors import CursorSigner
 from graftql.schema import GatewaySchema, load_schema
 from graftql.schema.observe import OperationReport
 from graftql.server.cors import cors_middleware, websocket_origins
-from graftql.server.graphql import GraphQLEndpoint
+from graftql.server.graphql import ConnectionAuthenticator, GraphQLEndpoint
 from graftql.server.health import healthz, readyz
 from graftql.server.http import GraphQLHTTP, HttpSettings
 from graftql.server.identity import InboundAuth
@@ -30,6 +30,7 @@ from graftql.server.persisted import PersistedOperations
 from graftql.server.realtime import Realtime
 from graftql.server.reload import ConfigReloader
 from graftql.server.request_id import RequestId
+from graftql.server.sse import GraphQLSSE, wants_event_stream
 from graftql.upstreams import Upstreams
 
 if TYPE_CHECKING:
@@ -45,9 +46,13 @@ def create_app(
     upstreams: Upstreams | None = None,
     tracer_provider: Any = None,
     reload_config: Callable[[], GatewayConfig] | None = None,
+    authenticate: ConnectionAuthenticator | None = None,
     bus: EventBus | None = None,
 ) -> Starlette:
     """Build the gateway for ``config``; ``schema`` defaults to the one ``schema:`` names.
+
+    ``authenticate`` is the WebSocket connection hook: it reads the ``connection_init``
+    payload, sets the principal or refuses the connection (``server/graphql.py``).
 
     The upstream clients (each with its own connection pool) are created here and closed when
     the application shuts down. ``tracer_provider`` (an OpenTelemetry ``TracerProvider``)
@@ -86,6 +91,8 @@ def create_app(
         allowed_origins=websocket_origins(config.server.cors),
         identity=identity,
         cursors=cursors,
+        settings=config.server.websocket,
+        authenticate=authenticate,
         bus=events,
     )
 
@@ -111,6 +118,13 @@ def create_app(
         persisted=persisted,
         identity=identity,
     )
+    sse = GraphQLSSE(strawberry_schema, http=http, settings=server.sse)
+
+    async def graphql_http(request: Request) -> Response:
+        # graphql-sse: the same path answers an event stream to a client that asks for one.
+        if server.sse.enabled and wants_event_stream(request.headers.get("accept")):
+            return await sse.handle(request)
+        return await http.handle(request)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -140,7 +154,12 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/graphql", http.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            Route("/graphql", graphql_http, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            *(
+                [Route("/graphql/stream", sse.handle, methods=["GET", "POST"])]
+                if server.sse.enabled
+                else []
+            ),
             WebSocketRoute("/graphql", websocket),
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),

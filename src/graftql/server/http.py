@@ -189,6 +189,33 @@ class GraphQLHTTP:
         except TokenRejected as refused:
             raise _Refused(refused.status, refused.code, refused.message, refused.headers) from None
 
+    async def stream_request(self, request: Request) -> tuple[_Params, Context] | Response:
+        """For the Server-Sent Events transport (``server/sse.py``): one operation's
+        parameters from a GET (query string) or POST (JSON body) request and the context it
+        runs in (with the caller's principal), with every check a request gets here; or the
+        refusal to send (400, 401, 413, 415, 503)."""
+        try:
+            principal = await self._authenticate(request)  # as for HTTP: before the body
+            if request.method == "GET":
+                params = _params(_query_string(request))
+            else:
+                payload = await self._read_json(request)
+                if isinstance(payload, list):
+                    raise _Refused(
+                        400, "BAD_REQUEST", "a batch cannot be streamed; send one operation"
+                    )
+                params = _params(payload)
+        except _Refused as refused:
+            return _refusal(refused)
+        context = await self._context(request, Response())
+        context.principal = principal
+        return params, context
+
+    def resolve_query(self, params: _Params) -> str | None:
+        """The document's text: the query, or the persisted operation its hash names (raises
+        ``GraphQLError`` when the hash is unknown or untrusted)."""
+        return self._persisted.resolve(params.query, params.extensions, params.document_id)
+
     async def _run(
         self, params: _Params, context: Context, allowed: set[OperationType]
     ) -> ExecutionResult:

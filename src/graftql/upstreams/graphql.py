@@ -7,6 +7,7 @@ time, the same policies) apply. No schema is fetched from the upstream.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -16,10 +17,11 @@ from gql.transport.exceptions import TransportError
 from gql.transport.httpx import HTTPXAsyncTransport
 from graphql import DocumentNode, ExecutionResult, OperationType, get_operation_ast, print_ast
 
-from graftql.config import UpstreamConfig
+from graftql.config import UpstreamConfig, UpstreamSubscriptionsConfig
 from graftql.errors import UpstreamBadResponse
 from graftql.upstreams.base import Upstream
 from graftql.upstreams.shared import SharedState
+from graftql.upstreams.subscriptions import UpstreamSubscriptions
 
 __all__ = ["GraphQLUpstream", "UpstreamGraphQLErrors"]
 
@@ -117,6 +119,9 @@ class GraphQLUpstream(Upstream):
         self._documents: dict[str, DocumentNode] = {}
         self._sources: dict[int, tuple[DocumentNode, str]] = {}
         self._kinds: dict[int, tuple[DocumentNode, bool]] = {}
+        self.subscriptions = UpstreamSubscriptions(
+            self, config.subscriptions or UpstreamSubscriptionsConfig()
+        )
 
     def document(self, source: str) -> DocumentNode:
         """Parse ``source`` once; later calls with the same text reuse the document."""
@@ -180,3 +185,29 @@ class GraphQLUpstream(Upstream):
         if result.errors:
             raise UpstreamGraphQLErrors(self.name, result.data, list(result.errors))
         return result.data
+
+    def subscribe(
+        self, document: str, variables: dict[str, Any] | None = None
+    ) -> AsyncGenerator[Any, None]:
+        """Subscribe over WebSocket (``subscriptions:`` in the upstream's config); yields each
+        event's ``data``. Clients subscribing alike share one upstream subscription."""
+        return self.subscriptions.subscribe(self.document(document), document, variables)
+
+    def static_headers(self) -> dict[str, str]:
+        """The configured ``headers:``, secrets revealed (for the WebSocket handshake)."""
+        return {
+            key: value if isinstance(value, str) else value.reveal()
+            for key, value in self.config.headers.items()
+        }
+
+    def graphql_errors(self, data: Any, errors: list[Any]) -> UpstreamGraphQLErrors:
+        return UpstreamGraphQLErrors(self.name, data, [_plain(e) for e in errors])
+
+    async def aclose(self) -> None:
+        await self.subscriptions.aclose()
+        await super().aclose()
+
+
+def _plain(error: Any) -> Any:
+    formatted = getattr(error, "formatted", None)
+    return formatted if formatted is not None else error

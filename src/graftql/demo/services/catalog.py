@@ -2,8 +2,9 @@
 
 Served at ``/graphql`` (POST with a JSON body, or GET with query parameters) following the
 GraphQL-over-HTTP conventions, built directly on graphql-core. Every request must carry
-``Authorization: Bearer <token>``. Parsed and validated documents are cached by query text,
-because a gateway sends the same few documents over and over.
+``Authorization: Bearer <token>``. Subscriptions (``priceChanged``) are served over WebSocket
+on the same path (``catalog_subscriptions.py``). Parsed and validated documents are cached by
+query text, because a gateway sends the same few documents over and over.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from graftql.demo.data import PRODUCTS_BY_ID, REVIEWS_BY_PRODUCT_ID, Product
+from graftql.demo.services.catalog_subscriptions import PriceFeed, install, subscription_routes
 from graftql.demo.services.common import JSONObject, ServiceControl, create_service_app
 
 SERVICE_NAME: Final = "catalog"
@@ -60,6 +62,15 @@ type Review {
   rating: Int!
   body: String!
 }
+
+type Subscription {
+  priceChanged(productId: ID!): PriceChange!
+}
+
+type PriceChange {
+  productId: ID!
+  price: Money!
+}
 """
 
 
@@ -87,8 +98,9 @@ def _resolve_products(_root: object, _info: object, ids: Sequence[str]) -> list[
     return [_resolve_product(None, _info, product_id) for product_id in ids]
 
 
-def create_schema() -> GraphQLSchema:
+def create_schema(feed: PriceFeed | None = None) -> GraphQLSchema:
     schema = build_schema(SDL)
+    install(schema, feed if feed is not None else PriceFeed())
     query_type = schema.query_type
     assert query_type is not None
     query_type.fields["product"].resolve = _resolve_product
@@ -168,9 +180,11 @@ def create_app(
     if not token:
         raise ValueError("token must not be empty")
     control = control or ServiceControl(SERVICE_NAME)
-    schema = create_schema()
+    feed = PriceFeed()
+    schema = create_schema(feed)
     documents = DocumentCache(schema)
     expected = token.encode()
+    websocket, price_routes = subscription_routes(schema, feed, token=expected, documents=documents)
 
     async def guard(request: Request) -> Response | None:
         scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
@@ -206,9 +220,10 @@ def create_app(
 
     app = create_service_app(
         control,
-        [Route("/graphql", graphql_endpoint, methods=["GET", "POST"])],
+        [Route("/graphql", graphql_endpoint, methods=["GET", "POST"]), websocket, *price_routes],
         error_response=error_response,
         guard=guard,
     )
     app.state.documents = documents
+    app.state.prices = feed
     return app
