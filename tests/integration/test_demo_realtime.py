@@ -16,7 +16,7 @@ import pytest
 import websockets
 
 from graftql.demo.data import PAYMENTS_BY_ID
-from graftql.demo.runner import demo_config, demo_environment
+from graftql.demo.runner import demo_config, demo_environment, demo_tokens
 from graftql.demo.servers import ServerThread
 from graftql.demo.services import DemoCredentials, build_apps
 from graftql.server import create_app
@@ -55,11 +55,14 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
         yield Demo(urls, gateway, app)
 
 
-async def subscribe(url: str, query: str, variables: dict[str, Any]) -> Any:
+async def subscribe(url: str, query: str, variables: dict[str, Any], *, as_: str) -> Any:
+    """Subscribe as the demo's ``customer`` (Ada, c1) or ``staff``: the demo's subscriptions
+    follow only what the caller may read."""
     ws = await websockets.connect(
         url.replace("http://", "ws://") + "/graphql", subprotocols=["graphql-transport-ws"]
     )
-    await ws.send(json.dumps({"type": "connection_init"}))
+    init = {"Authorization": f"Bearer {demo_tokens(demo_config({}))[as_]}"}
+    await ws.send(json.dumps({"type": "connection_init", "payload": init}))
     assert json.loads(await ws.recv())["type"] == "connection_ack"
     payload = {"query": query, "variables": variables}
     await ws.send(json.dumps({"id": "s1", "type": "subscribe", "payload": payload}))
@@ -79,7 +82,7 @@ SHIPMENT = "subscription($o: ID!) { shipmentUpdated(orderId: $o) { status tracki
 async def test_payment_webhook_reaches_a_subscriber_within_a_second_and_replays_do_not(
     demo: Demo,
 ) -> None:
-    ws = await subscribe(demo.gateway.url, PAYMENT, {"c": "c1"})
+    ws = await subscribe(demo.gateway.url, PAYMENT, {"c": "c1"}, as_="customer")
     try:
         await subscribed(demo, "payment.c1")
         async with httpx.AsyncClient(timeout=10) as client:
@@ -117,6 +120,7 @@ async def test_payment_webhook_reaches_a_subscriber_within_a_second_and_replays_
             answer = await client.post(
                 f"{demo.gateway.url}/graphql",
                 json={"query": '{ order(id: "o1") { payment { status } } }'},
+                headers={"Authorization": f"Bearer {demo_tokens(demo_config({}))['customer']}"},
             )
             assert answer.json() == {"data": {"order": {"payment": {"status": "REFUNDED"}}}}
     finally:
@@ -124,7 +128,7 @@ async def test_payment_webhook_reaches_a_subscriber_within_a_second_and_replays_
 
 
 async def test_a_polled_shipment_change_reaches_its_subscriber(demo: Demo) -> None:
-    ws = await subscribe(demo.gateway.url, SHIPMENT, {"o": "o8"})
+    ws = await subscribe(demo.gateway.url, SHIPMENT, {"o": "o8"}, as_="staff")  # c6's order
     try:
         await subscribed(demo, "shipment.o8")
         await asyncio.sleep(0.5)  # the poller's baseline is taken
