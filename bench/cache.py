@@ -1,10 +1,12 @@
-"""The response cache on the storefront query: upstream calls and requests/s, cache cold vs warm.
+"""The response cache and in-flight dedup on the storefront query: upstream calls and requests/s.
 
 Not part of ``run.py``. The four demo services run in one process (``storefront.py``, 5 ms per
 counted call, ports 8131-8134) and three ``graftql serve --env production`` processes run the
-demo's gateway.yaml side by side (ports 8135-8137):
+demo's gateway.yaml side by side (ports 8135-8138):
 
-- ``off``: no ``cache:`` block (the baseline);
+- ``off``: no ``cache:`` block, in-flight dedup on (the default; the baseline);
+- ``nodedup``: no cache and ``dedup: false`` on every upstream: each concurrent query makes
+  its own calls, so the concurrent rounds show what sharing identical calls in flight saves;
 - ``cold``: every upstream has ``cache: {ttl: 0}``, so every lookup misses and nothing is stored
   (the demo services send no validators): the cache's cost on a query that always misses;
 - ``warm``: every upstream has ``cache: {ttl: 300}``, memory backend, and the cache was filled
@@ -13,7 +15,8 @@ demo's gateway.yaml side by side (ports 8135-8137):
 For each: the upstream calls (services' ``/__stats``) of the first query and of 50 sequential
 queries after it; the median latency of one query at a time (the gateways take turns). Then
 ``--rounds`` rounds in which each gateway in turn gets a closed loop of ``--concurrency``
-clients for ``--duration`` seconds (every answer checked against the expected one);
+clients for ``--duration`` seconds (every answer checked against the expected one), counting
+the upstream calls per answered query under that concurrency;
 interleaving makes a noisy shared machine hit all three alike; req/s is the median.
 ``python bench/cache.py`` takes about 30 s.
 """
@@ -42,16 +45,25 @@ BENCH = Path(__file__).resolve().parent
 TMP = BENCH / "results" / "tmp"
 BASE_PORT = 8130  # services on 8131-8134
 SEQUENTIAL = 50
-MODES = {"off": None, "cold": {"ttl": 0}, "warm": {"ttl": 300}}
-PORTS = {"off": 8135, "cold": 8136, "warm": 8137}
+# mode: (the cache block of every upstream, in-flight dedup on)
+MODES: dict[str, tuple[dict[str, int] | None, bool]] = {
+    "off": (None, True),
+    "nodedup": (None, False),
+    "cold": ({"ttl": 0}, True),
+    "warm": ({"ttl": 300}, True),
+}
+AUTH = {"authorization": storefront.authorization()}
+PORTS = {"off": 8135, "nodedup": 8138, "cold": 8136, "warm": 8137}
 
 
 def write_config(mode: str) -> Path:
     config = yaml.safe_load(Path(storefront.gateway_yaml()).read_text())
-    cache = MODES[mode]
-    if cache is not None:
-        for upstream in config["upstreams"].values():
+    cache, dedup = MODES[mode]
+    for upstream in config["upstreams"].values():
+        if cache is not None:
             upstream["cache"] = cache
+        if not dedup:
+            upstream["dedup"] = False
     path = TMP / f"cache-{mode}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -76,7 +88,11 @@ async def closed_loop(
     done = wrong = 0
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=10, trust_env=False
+        base_url=f"http://127.0.0.1:{port}",
+        limits=limits,
+        timeout=10,
+        trust_env=False,
+        headers=AUTH,
     ) as client:
         stop = time.monotonic() + duration
 
@@ -106,12 +122,12 @@ def count(mode: str, urls: dict[str, str]) -> dict[str, Any]:
     url = f"http://127.0.0.1:{PORTS[mode]}/graphql"
     query = {"query": EXAMPLE_QUERY}
     reset(urls)
-    first = httpx.post(url, json=query, timeout=10)
+    first = httpx.post(url, json=query, timeout=10, headers=AUTH)
     assert first.json() == expected, first.text
     first_calls = calls(urls)  # with the payments OAuth2 token fetch
     reset(urls)
     for _ in range(SEQUENTIAL):
-        assert httpx.post(url, json=query, timeout=10).json() == expected
+        assert httpx.post(url, json=query, timeout=10, headers=AUTH).json() == expected
     return {
         "mode": mode,
         "first_query_calls": first_calls,
@@ -124,7 +140,7 @@ def latency() -> dict[str, float]:
     expected = storefront.expected_answer()
     query = {"query": EXAMPLE_QUERY}
     seen: dict[str, list[float]] = {mode: [] for mode in MODES}
-    with httpx.Client(timeout=10, trust_env=False) as client:
+    with httpx.Client(timeout=10, trust_env=False, headers=AUTH) as client:
         for _ in range(SEQUENTIAL):
             for mode in MODES:
                 started = time.perf_counter()
@@ -134,19 +150,24 @@ def latency() -> dict[str, float]:
     return {mode: round(statistics.median(ms), 2) for mode, ms in seen.items()}
 
 
-def throughput(args: argparse.Namespace, pids: dict[str, int]) -> dict[str, dict[str, Any]]:
+def throughput(
+    args: argparse.Namespace, pids: dict[str, int], urls: dict[str, str]
+) -> dict[str, dict[str, Any]]:
     expected = storefront.expected_answer()
     rates: dict[str, list[float]] = {mode: [] for mode in MODES}
     cpu = dict.fromkeys(MODES, 0.0)
     wrong = dict.fromkeys(MODES, 0)
     done = dict.fromkeys(MODES, 0)
+    upstream_calls = dict.fromkeys(MODES, 0)
     for _ in range(args.rounds):
         for mode in MODES:
             tree = procs.process_tree(pids[mode])
             before = procs.cpu_seconds(tree)
+            calls_before = calls(urls)
             n, bad, seconds = asyncio.run(
                 closed_loop(PORTS[mode], args.concurrency, args.duration, expected)
             )
+            upstream_calls[mode] += calls(urls) - calls_before
             cpu[mode] += procs.cpu_seconds(tree) - before
             rates[mode].append(n / seconds)
             wrong[mode] += bad
@@ -159,6 +180,7 @@ def throughput(args: argparse.Namespace, pids: dict[str, int]) -> dict[str, dict
             "cpu_ms_per_query": round(cpu[mode] * 1000 / max(done[mode], 1), 2),
             "requests": done[mode],
             "wrong": wrong[mode],
+            "calls_per_query_concurrent": round(upstream_calls[mode] / max(done[mode], 1), 2),
         }
         for mode in MODES
     }
@@ -190,7 +212,8 @@ def main() -> None:
         for result in results:
             result["sequential_p50_ms"] = medians[result["mode"]]
         reset(urls)
-        rates = throughput(args, {m: g.pid for m, g in zip(MODES, gateways, strict=True)})
+        pids = {m: g.pid for m, g in zip(MODES, gateways, strict=True)}
+        rates = throughput(args, pids, urls)
         for result in results:
             result.update(rates[result["mode"]])
     finally:
@@ -199,14 +222,14 @@ def main() -> None:
             process.wait(10)
     print(f"\nstorefront query, services {storefront.LATENCY_MS} ms per call, c={args.concurrency}")
     print(
-        "| cache | upstream calls, first query | calls/query after it | p50 ms, c=1 "
-        "| req/s (median) | gateway CPU ms/query | wrong |"
+        "| mode | upstream calls, first query | calls/query after it | p50 ms, c=1 "
+        f"| calls/query at c={args.concurrency} | req/s (median) | gateway CPU ms/query | wrong |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['mode']} | {r['first_query_calls']} | {r['calls_per_query']} "
-            f"| {r['sequential_p50_ms']} | {r['rps']} "
+            f"| {r['sequential_p50_ms']} | {r['calls_per_query_concurrent']} | {r['rps']} "
             f"| {r['cpu_ms_per_query']} | {r['wrong']} of {r['requests']} |"
         )
     out = BENCH / "results" / f"cache-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"

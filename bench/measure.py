@@ -38,15 +38,25 @@ class Probe:
     path: str
     body: bytes | None
     check: Check
+    # Sent with every request (wrk too), e.g. the demo's inbound-auth token.
+    authorization: str | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}{self.path}"
 
+    def headers(self) -> dict[str, str]:
+        out = {"content-type": "application/json"} if self.body is not None else {}
+        if self.authorization is not None:
+            out["authorization"] = self.authorization
+        return out
+
     def wire(self) -> bytes:
         head = f"{self.method} {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
         if self.body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(self.body)}\r\n"
+        if self.authorization is not None:
+            head += f"Authorization: {self.authorization}\r\n"
         return (head + "\r\n").encode() + (self.body or b"")
 
 
@@ -140,6 +150,8 @@ def run_wrk(
     """
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env["WRK_METHOD"] = probe.method
+    if probe.authorization is not None:
+        env["WRK_AUTHORIZATION"] = probe.authorization
     if body_bytes is not None:
         env["WRK_EXPECT_BYTES"] = str(body_bytes)
     with tempfile.NamedTemporaryFile("wb", suffix=".json") as body_file:
@@ -287,7 +299,7 @@ async def _scenario(probe: Probe, counters: Counters, n_bursts: int, burst: int)
                         probe.method,
                         probe.url,
                         content=probe.body,
-                        headers={"content-type": "application/json"} if probe.body else None,
+                        headers=probe.headers(),
                     )
                     for _ in range(burst)
                 ]

@@ -274,11 +274,12 @@ class Drive:
 
 async def _drive(url: str, body: bytes, want: Any, queries: int, concurrency: int) -> Drive:
     import httpx
+    import storefront
 
     out = Drive()
     left = queries
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", "authorization": storefront.authorization()}
     async with httpx.AsyncClient(timeout=60, limits=limits, trust_env=False) as client:
 
         async def worker() -> None:
@@ -583,7 +584,9 @@ def run_workload(fleet: Fleet, rounds: int, queries: int, warmup_queries: int) -
         },
     }
     probes = {
-        gw: measure.Probe(port, "POST", "/graphql", body, targets.expect(answer))
+        gw: measure.Probe(
+            port, "POST", "/graphql", body, targets.expect(answer), storefront.authorization()
+        )
         for gw, port in GATEWAY_PORTS.items()
     }
     result["verify_before"] = {}

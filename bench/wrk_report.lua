@@ -1,5 +1,6 @@
 -- wrk script for bench/run.py (the peers' bench/wrk_req.lua plus a per-response check).
 --   WRK_METHOD (GET|POST), WRK_BODY_FILE (path of the JSON body, POST only),
+--   WRK_AUTHORIZATION (an Authorization header for every request, optional),
 --   WRK_EXPECT_BYTES (length of the verified response body; every response is compared)
 -- done() prints one line "JSON:{...}" with wrk's summary (latencies in microseconds) and the
 -- number of responses that were not 2xx, had another body length, or contained "errors".
@@ -11,6 +12,10 @@ if body_file then
   wrk.body = f:read("*a")
   f:close()
   wrk.headers["Content-Type"] = "application/json"
+end
+local authorization = os.getenv("WRK_AUTHORIZATION")
+if authorization then
+  wrk.headers["Authorization"] = authorization
 end
 local expect_bytes = tonumber(os.getenv("WRK_EXPECT_BYTES") or "")
 
