@@ -33,7 +33,8 @@ def _prose_lines(page: Path) -> list[tuple[int, str]]:
 
 def slug(heading: str) -> str:
     """GitHub's anchor for a heading: markup dropped, lower case, punctuation other than
-    ``-`` and ``_`` removed, spaces to ``-`` (``upstreams.<name>.cache`` -> ``upstreamsnamecache``)."""
+    ``-`` and ``_`` removed, spaces to ``-``
+    (``upstreams.<name>.cache`` -> ``upstreamsnamecache``)."""
     parts = heading.split("`")
     # HTML tags are markup outside code spans; inside them `<name>` is text.
     text = "".join(p if i % 2 else re.sub(r"<[^>]+>", "", p) for i, p in enumerate(parts))
