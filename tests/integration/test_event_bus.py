@@ -184,3 +184,39 @@ async def test_redis_bus_resubscribing_while_unsubscribing_stays_subscribed(
         await bus.publish("t", {"n": n})
         assert await asyncio.wait_for(second.get(), 2) == {"n": n}
         await second.aclose()
+
+
+async def test_a_client_dropped_as_too_slow_gets_a_coded_error_not_an_internal_one() -> None:
+    """In production (errors masked), the subscription's error still says what happened."""
+    import strawberry
+    from starlette.requests import Request
+
+    from graftql import Context, GatewaySchema
+    from graftql.config import parse_config
+    from graftql.upstreams import Upstreams
+
+    bus = MemoryBus(queue_size=1, slow_consumer="disconnect")
+
+    @strawberry.type
+    class Query:
+        ok: bool = True
+
+    @strawberry.type
+    class Subscription:
+        @strawberry.subscription
+        async def ticks(self, info: strawberry.Info[Context, None]) -> AsyncIterator[int]:
+            async with info.context.bus.subscribe("t") as events:
+                for n in range(3):  # fall behind before reading anything
+                    await bus.publish("t", {"n": n})
+                async for event in events:
+                    yield int(event["n"])
+
+    config = parse_config({"schema": "x:y", "server": {"env": "production"}})
+    schema = GatewaySchema(query=Query, subscription=Subscription).build(config.server)
+    request = Request({"type": "http", "headers": [], "method": "POST", "path": "/"})
+    context = Context(request=request, response=None, upstreams=Upstreams({}), bus=bus)
+    stream = await schema.subscribe("subscription { ticks }", context_value=context)
+    results = [result async for result in stream]  # type: ignore[union-attr]
+    assert [e.extensions["code"] for r in results for e in r.errors or []] == [
+        "SUBSCRIPTION_TOO_SLOW"
+    ]

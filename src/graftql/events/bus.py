@@ -71,10 +71,15 @@ class BusUnavailable(GraftqlError):
     """An event could not be published (Redis unreachable). The caller decides whether to
     retry: the inbox does; a best-effort publisher may ignore it."""
 
+    code = "BUS_UNAVAILABLE"
+
 
 class SlowConsumer(GraftqlError):
     """A subscription with ``slow_consumer: disconnect`` fell ``queue_size`` events behind and
-    was ended."""
+    was ended. Its client gets ``SUBSCRIPTION_TOO_SLOW`` (not masked: it is expected, and it
+    tells the client to resubscribe)."""
+
+    code = "SUBSCRIPTION_TOO_SLOW"
 
 
 class EventBus(Protocol):
