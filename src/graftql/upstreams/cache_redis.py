@@ -13,25 +13,16 @@ one timeout now and then rather than one per call. ``/readyz`` shows the cache d
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from redis.exceptions import RedisError
-
 from graftql.upstreams.cache_store import BackendUnavailable, Entry
-from graftql.upstreams.shared import SharedState
+from graftql.upstreams.shared import RedisGuard, RedisUnavailable, SharedState
 
 __all__ = ["RedisBackend"]
 
-logger = logging.getLogger("graftql.upstreams")
-
 _T = TypeVar("_T")
-_WARN_EVERY = 30.0
-_RETRY_AFTER = 5.0
 _backends: weakref.WeakKeyDictionary[SharedState, RedisBackend] = weakref.WeakKeyDictionary()
 
 
@@ -40,11 +31,8 @@ class RedisBackend:
 
     def __init__(self, shared: SharedState) -> None:
         self._client = shared.client
-        self._timeout = shared.config.timeout
         self._prefix = shared.config.key_prefix
-        self.available = True
-        self._retry_at = 0.0
-        self._warned_at = -_WARN_EVERY
+        self._guard = RedisGuard(shared.config.timeout, "upstream calls bypass the response cache")
 
     @classmethod
     def of(cls, shared: SharedState) -> RedisBackend:
@@ -54,26 +42,15 @@ class RedisBackend:
             backend = _backends[shared] = cls(shared)
         return backend
 
+    @property
+    def available(self) -> bool:
+        return self._guard.available
+
     async def _run(self, what: str, command: Callable[[], Awaitable[_T]]) -> _T:
-        if not self.available and time.monotonic() < self._retry_at:
-            raise BackendUnavailable("redis unavailable")
         try:
-            async with asyncio.timeout(self._timeout):
-                result = await command()
-        except (RedisError, OSError, TimeoutError) as exc:
-            self.available = False
-            now = time.monotonic()
-            self._retry_at = now + _RETRY_AFTER
-            if now - self._warned_at >= _WARN_EVERY:
-                self._warned_at = now
-                logger.warning(
-                    "redis unavailable (%s: %s); upstream calls bypass the response cache",
-                    what,
-                    type(exc).__name__,
-                )
-            raise BackendUnavailable("redis unavailable") from exc
-        self.available = True
-        return result
+            return await self._guard.run(what, command)
+        except RedisUnavailable:
+            raise BackendUnavailable("redis unavailable") from None
 
     def _key(self, key: str) -> str:
         return f"{self._prefix}cache:{key}"
@@ -113,7 +90,7 @@ class RedisBackend:
         await self._run("invalidate cache tags", incr)
 
     async def healthy(self) -> bool:
-        self._retry_at = 0.0  # an explicit check always asks
+        self._guard.ask_now()
         try:
             await self._run("ping", self._client.ping)
         except BackendUnavailable:

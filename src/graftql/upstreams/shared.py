@@ -76,6 +76,51 @@ return 0
 """
 
 
+class RedisUnavailable(Exception):
+    """Redis did not answer a command in time, refused it, or is being left alone after that."""
+
+
+class RedisGuard:
+    """How one user of Redis treats it: each command bounded by ``timeout``; after a failure
+    Redis is left alone for a few seconds (a Redis that hangs costs one timeout now and then,
+    not one per upstream call); a warning at most every 30 s naming what failed and what the
+    gateway does ``instead``. Shared by the replicas' policies and the response cache."""
+
+    def __init__(self, timeout: float, instead: str) -> None:
+        self.timeout = timeout
+        self._instead = instead
+        self.available = True  # as of the last command
+        self._retry_at = 0.0  # while unavailable: when to try Redis again
+        self._warned_at = -_WARN_EVERY
+
+    async def run(self, what: str, command: Callable[[], Awaitable[_T]]) -> _T:
+        """``command()`` within the timeout; ``RedisUnavailable`` (after a warning) if not."""
+        if not self.available and time.monotonic() < self._retry_at:
+            raise RedisUnavailable(what)
+        try:
+            async with asyncio.timeout(self.timeout):
+                result = await command()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.failed(what, exc)
+            raise RedisUnavailable(what) from exc
+        self.available = True
+        return result
+
+    def ask_now(self) -> None:
+        """The next command asks Redis even while resting (an explicit health check)."""
+        self._retry_at = 0.0
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        self.available = False
+        now = time.monotonic()
+        self._retry_at = now + _RETRY_AFTER
+        if now - self._warned_at >= _WARN_EVERY:
+            self._warned_at = now
+            logger.warning(
+                "redis unavailable (%s: %s); %s", what, type(exc).__name__, self._instead
+            )
+
+
 class SharedState:
     """The Redis connection behind every shared policy of one gateway process."""
 
@@ -96,9 +141,7 @@ class SharedState:
         self._claim = self._client.register_script(_CLAIM_PROBE)
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
-        self._warned_at = -_WARN_EVERY
-        self.available = True  # as of the last command
-        self._retry_at = 0.0  # while unavailable: when to try Redis again
+        self.guard = RedisGuard(config.timeout, "shared policies fall back to this replica's own")
 
     # -- the connection ---------------------------------------------------------------------
 
@@ -107,33 +150,17 @@ class SharedState:
         """The connection pool, for other Redis users of the process (the response cache)."""
         return self._client
 
+    @property
+    def available(self) -> bool:
+        """Did Redis answer the last command?"""
+        return self.guard.available
+
     async def _run(self, what: str, command: Callable[[], Awaitable[_T]]) -> _T | None:
-        """Run one command within the configured timeout; None (after a warning) on failure.
-
-        After a failure Redis is left alone for a few seconds: a Redis that hangs must cost
-        one timeout now and then, not one per upstream call."""
-        if not self.available and time.monotonic() < self._retry_at:
-            return None
+        """Run one command within the configured timeout; None (after a warning) on failure."""
         try:
-            async with asyncio.timeout(self.config.timeout):
-                result = await command()
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._unavailable(what, exc)
+            return await self.guard.run(what, command)
+        except RedisUnavailable:
             return None
-        self.available = True
-        return result
-
-    def _unavailable(self, what: str, exc: BaseException) -> None:
-        self.available = False
-        now = time.monotonic()
-        self._retry_at = now + _RETRY_AFTER
-        if now - self._warned_at >= _WARN_EVERY:
-            self._warned_at = now
-            logger.warning(
-                "redis unavailable (%s: %s); shared policies fall back to this replica's own",
-                what,
-                type(exc).__name__,
-            )
 
     async def start(self) -> None:
         """Listen for other replicas' breaker changes (once per process, on first use)."""
@@ -162,14 +189,14 @@ class SharedState:
                 for name in list(self._breakers):  # what happened while we were not listening
                     await self._sync(name)
                 self._listening.set()
-                self.available = True
+                self.guard.available = True
                 delay = _RESUBSCRIBE_DELAY[0]
                 while True:
                     message = await pubsub.get_message(timeout=None)
                     if message is not None:
                         self._receive(message.get("data"))
             except (RedisError, OSError, TimeoutError) as exc:
-                self._unavailable("listening", exc)
+                self.guard.failed("listening", exc)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -179,7 +206,7 @@ class SharedState:
 
     async def ping(self) -> bool:
         """Does Redis answer now? (for /readyz)"""
-        self._retry_at = 0.0  # an explicit check always asks
+        self.guard.ask_now()
         return bool(await self._run("ping", self._client.ping))
 
     # -- the breaker --------------------------------------------------------------------------
