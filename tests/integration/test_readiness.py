@@ -4,6 +4,7 @@ inbox (SQLite that cannot be opened, Redis cut mid-run) — and `graftql status`
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -230,13 +231,17 @@ async def test_redis_bus_and_inbox_cut_mid_run_show_down_and_the_gateway_stays_r
     }
     events = {"bus": {"backend": "redis"}, "inbox": {"backend": "redis"}}
     config = gateway_config(str(tmp_path), {"payments": source()}, events=events, redis=redis)
-    with ServerThread(create_app(config, SCHEMA)) as server:
+    # Started and stopped off this loop: the proxy runs on it and must answer meanwhile.
+    server = await asyncio.to_thread(ServerThread(create_app(config, SCHEMA)).start)
+    try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             before = (await client.get("/readyz")).json()
             assert before["bus"] == {"backend": "redis", "reconnects": 0, "status": "up"}
             assert before["inbox"] == {"backend": "redis", "status": "up", "backlog": 0}
             await proxy.cut()
             response = await client.get("/readyz")
+    finally:
+        await asyncio.to_thread(server.stop)
     assert response.status_code == 200
     after = response.json()
     assert after["status"] == "ready"
