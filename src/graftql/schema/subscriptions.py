@@ -2,9 +2,9 @@
 transport counts each event it delivers — for the metrics, knowing nothing of Prometheus.
 
 A subscription is counted from the moment it passed validation and its execution began
-(``on_execute``) until the operation ends (``on_operation``): its source is closed: completed, stopped by the client, or its
-connection gone. The transport is ``websocket`` (both WebSocket protocols) or ``sse``
-(graphql-sse); subscriptions do not run over plain HTTP.
+(``on_execute``) until the operation ends (``on_operation``), when its source is closed:
+completed, stopped by the client, or its connection gone. The transport is ``websocket``
+(both WebSocket protocols) or ``sse`` (graphql-sse); subscriptions do not run over plain HTTP.
 
 Events: the observer hands back, for each subscription, the callable that counts one event.
 It is kept in a context variable of the task that runs the subscription (strawberry runs the
