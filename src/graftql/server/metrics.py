@@ -17,8 +17,14 @@ which ``graftql serve --workers N`` sets up) sums counters and histograms over e
 ones that have exited too. The values each worker reads from its own upstreams are gauges that
 one worker cannot know for the others, so each worker writes its own and a mode per gauge
 combines them: the breaker state is the worst any live worker sees (``livemax``), the quota the
-most recently reported one (``livemostrecent``). In that mode every worker also writes them
-every few seconds, so an idle worker's breaker that turned half-open shows up too.
+most recently reported one (``livemostrecent``), active subscriptions and WebSocket connections
+the sum over the live workers (``livesum``: each client is on one of them). In that mode every
+worker also writes the upstream gauges every few seconds, so an idle worker's breaker that
+turned half-open shows up too.
+
+Subscriptions: ``schema/subscriptions.py`` tells when one starts and ends; the transports count
+each event they sent (``server/websocket.py``, ``server/sse.py``) with the counter handed to
+them, and report WebSocket connections opened and closed.
 """
 
 from __future__ import annotations
