@@ -18,7 +18,7 @@ from graftql.config import parse_config
 from graftql.demo.servers import ServerThread
 from graftql.server import create_app
 from graftql.testing import ChaosUpstream, Respond
-from integration.events_helpers import gateway_config, require_redis, source
+from integration.events_helpers import gateway_config, require_postgres, require_redis, source
 from integration.test_cli import free_port_block, run
 from integration.test_shared_policies import RedisProxy
 
@@ -255,3 +255,20 @@ async def test_redis_bus_and_inbox_cut_mid_run_show_down_and_the_gateway_stays_r
     )
     for secret in ("redis://", str(proxy.port)):
         assert secret not in response.text
+
+
+def test_a_postgres_inbox_that_cannot_connect_is_down_without_its_dsn(tmp_path: Path) -> None:
+    require_postgres()  # the server is there; the database named below is not
+    missing = f"graftql_missing_{uuid.uuid4().hex[:12]}"
+    dsn = f"postgresql://postgres@127.0.0.1:5432/{missing}"
+    events = {"inbox": {"backend": "postgres", "dsn": dsn}}
+    config = gateway_config(str(tmp_path), {"payments": source()}, events=events)
+    with ServerThread(create_app(config, SCHEMA)) as server:
+        response = httpx.get(f"{server.url}/readyz")
+    assert response.status_code == 200
+    assert response.json()["inbox"] == {
+        "backend": "postgres",
+        "status": "down",
+        "detail": "the store could not be opened; webhooks are answered 503",
+    }
+    assert missing not in response.text and "postgresql://" not in response.text
