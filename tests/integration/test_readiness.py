@@ -5,6 +5,7 @@ inbox (SQLite that cannot be opened, Redis cut mid-run) — and `graftql status`
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,6 +168,25 @@ def test_token_missing_valid_then_failing_when_the_token_endpoint_refuses(
     assert status.returncode == 0, status
     assert "failing (HTTP 401)" in status.stdout
     assert "UPSTREAM_AUTH_FAILED" in status.stdout
+
+
+def test_token_expired_once_its_lifetime_passed(chaos: ChaosUpstream) -> None:
+    chaos.route("GET /", Respond(json={}))
+    chaos.route("POST /oauth/token", Respond(json={"access_token": "short", "expires_in": 1}))
+    chaos.route("GET /item", Respond(json={}))
+    upstream = {"kind": "rest", "url": chaos.url, "auth": oauth(f"{chaos.url}/oauth/token")}
+    with serve(upstream, SECRET) as server:
+        assert item(server.url, 1) == {"data": {"item": "{}"}}
+        # A one-second token: wait (bounded) until the gateway's clock has passed its expiry.
+        deadline = time.monotonic() + 10
+        while (token := ready(server.url)["upstreams"]["svc"]["token"])["state"] == "valid":
+            assert token["expires_in_s"] <= 1
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert token == {"state": "expired"}
+        # The next call fetches a new one.
+        assert item(server.url, 2) == {"data": {"item": "{}"}}
+        assert chaos.count("POST /oauth/token") == 2
 
 
 def test_token_failing_when_the_token_endpoint_cannot_be_reached(chaos: ChaosUpstream) -> None:
