@@ -1,9 +1,10 @@
 """``graftql status --url http://...``: a running gateway's ``/readyz``, as a table for a person.
 
 Exit status: 0 ready, 1 not ready (a required upstream is down), 3 no usable answer (nothing
-listens there, a timeout, or not a graftql ``/readyz``). Keys the table has no column for (an
-upstream's token state, a cache or bus backend added by later features) are printed too, so the
-command never hides what ``/readyz`` says.
+listens there, a timeout, or not a graftql ``/readyz``). Keys the table has no column for (a
+backend added by a later feature) are printed too, so the command never hides what ``/readyz``
+says. The backends beside the upstreams (``redis``, ``cache``, ``bus``, ``inbox``) and the
+``realtime`` note follow the table, one line each.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ _COLUMNS = (
     ("BREAKER", "breaker"),
     ("LATENCY", "latency_ms"),
     ("QUOTA", "quota"),
+    ("TOKEN", "token"),
+    ("LAST OK", "last_success"),
+    ("LAST FAILURE", "last_failure"),
     ("DETAIL", "detail"),
 )
 _SHOWN = {key for _, key in _COLUMNS if key is not None}
@@ -72,9 +76,28 @@ def _cell(key: str | None, value: Any) -> str:
         if isinstance(value.get("reset_in"), int | float):
             text += f" (reset in {value['reset_in']:g}s)"
         return text
+    if key == "token" and isinstance(value, Mapping):
+        state = str(value.get("state", "?"))
+        if isinstance(value.get("expires_in_s"), int | float):
+            return f"{state} ({value['expires_in_s']:.0f}s left)"
+        if value.get("error"):
+            return f"{state} ({value['error']})"
+        return state
+    if key in ("last_success", "last_failure") and isinstance(value, Mapping):
+        ago = value.get("seconds_ago")
+        text = f"{_ago(ago)} ago" if isinstance(ago, int | float) else str(value.get("at", "?"))
+        return f"{text} {value['code']}" if value.get("code") else text
     if isinstance(value, Mapping):
         return ", ".join(f"{k}={_cell(None, v)}" for k, v in value.items())
     return str(value)
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
 
 
 def render_status(url: str, http_status: int, body: Mapping[str, Any], out: TextIO) -> bool:

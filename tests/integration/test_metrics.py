@@ -326,6 +326,12 @@ def test_operations_are_counted_once_each_over_http_and_websocket(chaos: ChaosUp
 
         messages = asyncio.run(over_websocket())
         assert [m["type"] for m in messages] == ["next", "complete"] + ["next"] * 2 + ["complete"]
+        # The server sees the socket close a moment after the client: wait for that.
+        connections = "graftql_websocket_connections"
+        deadline = time.monotonic() + 10
+        while value(scrape(url), connections, protocol="graphql-transport-ws") != 0:
+            assert time.monotonic() < deadline, "the connection is still counted as open"
+            time.sleep(0.02)
         assert scrapes.changed() == {
             series(OPERATIONS, type="query", outcome="ok"): 2,  # one over HTTP, one over WS
             series(OPERATIONS, type="query", outcome="request_error"): 1,
@@ -337,6 +343,8 @@ def test_operations_are_counted_once_each_over_http_and_websocket(chaos: ChaosUp
             series("graftql_operation_duration_seconds_count", type="mutation"): 2,
             series("graftql_operation_duration_seconds_count", type="unknown"): 1,
             series("graftql_operation_duration_seconds_count", type="subscription"): 1,
+            # The subscription's two events (the query's result is none); it ended: active 0.
+            series("graftql_subscription_events_total", transport="websocket"): 2,
         }
 
 

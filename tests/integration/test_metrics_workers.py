@@ -126,3 +126,119 @@ def test_two_workers_sum_their_counters_and_combine_their_gauges(
     left = sorted(path.name for path in directory.iterdir())
     assert not [name for name in left if name.startswith("gauge_")], left
     assert "counter_1.db" not in left and len([n for n in left if n.startswith("counter_")]) == 2
+
+
+SUBSCRIPTION_SCHEMA = """
+import asyncio
+from collections.abc import AsyncIterator
+
+import strawberry
+
+from graftql import GatewaySchema
+
+
+@strawberry.type
+class Query:
+    hello: str = "hello"
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription
+    async def ticks(self) -> AsyncIterator[int]:
+        yield 1
+        await asyncio.Event().wait()  # until the client leaves
+
+
+schema = GatewaySchema(query=Query, subscription=Subscription)
+"""
+
+
+def live_gauges(directory: Path, name: str, **labels: str) -> dict[int, float]:
+    """One livesum gauge series in each worker's own file."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    found = {}
+    for path in glob.glob(str(directory / "gauge_livesum_*.db")):
+        pid = int(Path(path).stem.rpartition("_")[2])
+        for metric in MultiProcessCollector.merge([path]):
+            for sample in metric.samples:
+                if sample.name == name and sample.labels == labels:
+                    found[pid] = sample.value
+    return found
+
+
+def test_two_workers_add_up_their_subscriptions_and_connections(tmp_path: Path) -> None:
+    import asyncio
+    import json
+    import time
+    from typing import Any
+
+    import websockets
+
+    (tmp_path / "subscription_schema.py").write_text(SUBSCRIPTION_SCHEMA)
+    (tmp_path / "gateway.yaml").write_text("schema: subscription_schema:schema\n")
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    port = free_port_block(1)
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [*GRAFTQL, "serve", "--port", str(port), "--workers", "2", "--env", "production"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)},
+    )
+    active = ("graftql_subscriptions_active", {"transport": "websocket"})
+    connections = ("graftql_websocket_connections", {"protocol": "graphql-transport-ws"})
+    events = ("graftql_subscription_events_total", {"transport": "websocket"})
+
+    async def scenario() -> None:
+        sockets: list[Any] = []
+        try:
+            # Each subscription on a connection of its own, until both workers run some.
+            while len(sockets) < 40:
+                socket = await websockets.connect(
+                    base.replace("http://", "ws://") + "/graphql",
+                    subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+                )
+                sockets.append(socket)
+                await socket.send(json.dumps({"type": "connection_init"}))
+                assert json.loads(await socket.recv()) == {"type": "connection_ack"}
+                payload = {"query": "subscription { ticks }"}
+                await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+                assert json.loads(await socket.recv())["type"] == "next"
+                workers = live_gauges(directory, active[0], **active[1])
+                if len([count for count in workers.values() if count > 0]) == 2:
+                    break
+            workers = live_gauges(directory, active[0], **active[1])
+            assert len([count for count in workers.values() if count > 0]) == 2, workers
+            opened = len(sockets)
+            # Whichever worker answers a scrape, it shows every worker's subscriptions.
+            for _ in range(8):
+                samples = await asyncio.to_thread(scrape, base)
+                assert value(samples, active[0], **active[1]) == opened
+                assert value(samples, connections[0], **connections[1]) == opened
+                assert value(samples, events[0], **events[1]) == opened
+        finally:
+            for socket in sockets:
+                await socket.close()
+        deadline = time.monotonic() + 15
+        while True:
+            samples = await asyncio.to_thread(scrape, base)
+            if value(samples, active[0], **active[1]) == 0 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert value(samples, active[0], **active[1]) == 0
+        assert value(samples, connections[0], **connections[1]) == 0
+        assert value(samples, events[0], **events[1]) == opened  # counted, they stay
+
+    try:
+        wait_until_up(f"{base}/healthz", process)
+        asyncio.run(scenario())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr

@@ -94,6 +94,10 @@ class EventBus(Protocol):
 
     def subscribe(self, topic: str) -> Subscription: ...
 
+    async def health(self) -> dict[str, object]:
+        """``/readyz``'s entry for the bus: ``backend``, ``status`` (up, down) and, when down,
+        ``detail`` (never a URL or a credential)."""
+
     async def start(self) -> None: ...
 
     async def aclose(self) -> None: ...
@@ -207,6 +211,9 @@ class MemoryBus:
     async def start(self) -> None:
         return None
 
+    async def health(self) -> dict[str, object]:
+        return {"backend": "memory", "status": "up"}
+
     async def aclose(self) -> None:
         for subscriptions in list(self._topics.values()):
             for subscription in list(subscriptions):
@@ -318,6 +325,20 @@ class RedisBus:
 
     def subscribe(self, topic: str) -> Subscription:
         return Subscription(self, topic, queue_size=self.queue_size, policy=self.slow_consumer)
+
+    async def health(self) -> dict[str, object]:
+        """Up when Redis answers a PING (publishing works) and the listening connection is
+        subscribed (subscribers hear events); ``reconnects``: times that connection was
+        lost."""
+        report: dict[str, object] = {"backend": "redis", "reconnects": self.reconnects}
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                await self._client.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            return {**report, "status": "down", "detail": f"no answer ({type(exc).__name__})"}
+        if self._listener is not None and not self._connected.is_set():
+            return {**report, "status": "down", "detail": "not listening (reconnecting)"}
+        return {**report, "status": "up"}
 
     async def publish(
         self, topic: str, event: Mapping[str, Any], *, event_id: str | None = None

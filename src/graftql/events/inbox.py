@@ -43,6 +43,7 @@ logger = logging.getLogger("graftql.events")
 
 _MAX_DELAY = 60.0
 _PURGE_EVERY = 3600.0
+_HEALTH_TIMEOUT = 2.0
 
 
 class InboxObserver(Protocol):
@@ -114,6 +115,24 @@ class WebhookInbox:
             return False
         self._opened = True
         return True
+
+    async def health(self) -> dict[str, object]:
+        """``/readyz``'s entry for the inbox: ``backend``, ``status`` (up, down), ``backlog``
+        when up, ``detail`` when down (the store error's words: never a path or a DSN)."""
+        backend = type(self.store).__name__.removesuffix("Store").lower()
+        report: dict[str, object] = {"backend": backend}
+        if not self._opened:
+            detail = "the store could not be opened; webhooks are answered 503"
+            return {**report, "status": "down", "detail": detail}
+        try:
+            async with asyncio.timeout(_HEALTH_TIMEOUT):
+                backlog = await self.store.backlog()
+        except StoreError as exc:
+            return {**report, "status": "down", "detail": str(exc)}
+        except TimeoutError:
+            detail = f"no answer within {_HEALTH_TIMEOUT:g}s"
+            return {**report, "status": "down", "detail": detail}
+        return {**report, "status": "up", "backlog": backlog}
 
     async def aclose(self) -> None:
         if self._worker is not None:

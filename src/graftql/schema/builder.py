@@ -51,6 +51,7 @@ from graftql.schema.masking import (
 )
 from graftql.schema.observe import ObserveOperations, OperationReport, count_upstream_calls
 from graftql.schema.ratelimit import OperationRateLimited, rate_limit_extensions
+from graftql.schema.subscriptions import ObserveSubscriptions, SubscriptionObserver
 from graftql.upstreams import caller, deadline
 
 __all__ = ["GatewaySchema", "is_unexpected_error", "load_schema"]
@@ -180,12 +181,14 @@ class GatewaySchema:
         trusted: frozenset[str] | None = None,
         report: Callable[[OperationReport], None] | None = None,
         outer: Sequence[Callable[[], SchemaExtension]] = (),
+        subscriptions: SubscriptionObserver | None = None,
     ) -> strawberry.Schema:
         """The strawberry schema for ``server``'s mode; with ``trusted`` (sha256 hashes), only
         those documents validate; with ``report``, every operation is reported to it when it
         ends (metrics and the log line, ``schema/observe.py``); ``outer`` extensions wrap
         everything, the report too (tracing: the operation's span is current when it is
-        logged)."""
+        logged); with ``subscriptions``, each subscription's start, end and events are counted
+        (``schema/subscriptions.py``)."""
         # Factories, not instances: strawberry makes fresh extensions per operation. The
         # document cache lives in the checker, one per built schema, so it survives that.
         production = server.env == "production"
@@ -203,6 +206,8 @@ class GatewaySchema:
         if report is not None:  # outermost: it sees the operations the others refuse too
             count_upstream_calls()
             extensions.insert(0, lambda: ObserveOperations(report))
+        if subscriptions is not None:
+            extensions.append(lambda: ObserveSubscriptions(subscriptions))
         extensions[:0] = outer
         if trusted is not None:
             rule = _trusted_documents(trusted)

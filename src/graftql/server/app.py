@@ -80,6 +80,7 @@ def create_app(
         trusted=persisted.trusted_hashes,
         report=report,
         outer=[tracing.extension] if tracing is not None else (),
+        subscriptions=metrics,
     )
     identity = InboundAuth(config.server.auth) if config.server.auth is not None else None
     secret = config.server.cursor_secret
@@ -94,6 +95,7 @@ def create_app(
         settings=config.server.websocket,
         authenticate=authenticate,
         bus=events,
+        connection_observer=metrics,
     )
 
     async def context(request: Request, response: Response) -> Context:

@@ -23,7 +23,7 @@ from graftql.events import EventBus, MemoryBus
 from graftql.resolvers import Context, LoaderRegistry
 from graftql.resolvers.cursors import CursorSigner
 from graftql.server.identity import InboundAuth, websocket_principal
-from graftql.server.websocket import LegacyGraphQLWS, TransportWS
+from graftql.server.websocket import ConnectionObserver, LegacyGraphQLWS, TransportWS
 from graftql.upstreams import Upstreams
 
 __all__ = ["ConnectionAuthenticator", "GraphQLEndpoint"]
@@ -52,6 +52,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         settings: WebSocketConfig | None = None,
         authenticate: ConnectionAuthenticator | None = None,
         bus: EventBus | None = None,
+        connection_observer: ConnectionObserver | None = None,
     ) -> None:
         settings = settings if settings is not None else WebSocketConfig()
         # A handshake from another origin's page (not the gateway's own, not one of
@@ -72,6 +73,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self._cursors = cursors or CursorSigner()
         self._authenticate = authenticate
         self._bus = bus if bus is not None else MemoryBus()
+        self.connection_observer = connection_observer  # the handlers report to it
 
     # orjson: a response is mostly JSON encoding once the upstreams have answered.
     def decode_json(self, data: str | bytes) -> object:

@@ -17,8 +17,14 @@ which ``graftql serve --workers N`` sets up) sums counters and histograms over e
 ones that have exited too. The values each worker reads from its own upstreams are gauges that
 one worker cannot know for the others, so each worker writes its own and a mode per gauge
 combines them: the breaker state is the worst any live worker sees (``livemax``), the quota the
-most recently reported one (``livemostrecent``). In that mode every worker also writes them
-every few seconds, so an idle worker's breaker that turned half-open shows up too.
+most recently reported one (``livemostrecent``), active subscriptions and WebSocket connections
+the sum over the live workers (``livesum``: each client is on one of them). In that mode every
+worker also writes the upstream gauges every few seconds, so an idle worker's breaker that
+turned half-open shows up too.
+
+Subscriptions: ``schema/subscriptions.py`` tells when one starts and ends; the transports count
+each event they sent (``server/websocket.py``, ``server/sse.py``) with the counter handed to
+them, and report WebSocket connections opened and closed.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import asyncio
 import contextlib
 import glob
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
@@ -48,6 +54,8 @@ _TYPES = ("query", "mutation", "subscription")
 _OUTCOMES = ("ok", "error", "request_error")
 _BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 _CACHE_OUTCOMES = ("hit", "miss", "stale", "revalidated", "bypass")
+_TRANSPORTS = ("websocket", "sse")
+_WEBSOCKET_PROTOCOLS = ("graphql-transport-ws", "graphql-ws")
 # How often each worker writes its gauges in multiprocess mode.
 _REFRESH_SECONDS = 5.0
 
@@ -203,6 +211,33 @@ class GatewayMetrics:
             "what was processed for its entity, failed: gave up after max_attempts).",
             ["source", "outcome"],
         )
+        self.subscriptions_active = Gauge(
+            "graftql_subscriptions_active",
+            "Subscriptions running now, by transport (websocket, sse); with several workers, "
+            "the sum over the live ones.",
+            ["transport"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.subscription_events = counter(
+            "graftql_subscription_events",
+            "Subscription events sent to clients, by transport (websocket, sse).",
+            ["transport"],
+        )
+        # Labelled, as the subscription gauge: a gauge's file is written when its series is
+        # made, and a process that serves nothing (the --workers parent) must not write one.
+        self.websocket_connections = Gauge(
+            "graftql_websocket_connections",
+            "GraphQL WebSocket connections open now (accepted), by protocol "
+            "(graphql-transport-ws, graphql-ws); with several workers, the sum over the live "
+            "ones.",
+            ["protocol"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self._active: dict[str, Any] = {}  # children by transport, made in start()
+        self._delivered: dict[str, Callable[[], None]] = {}
+        self._connections: dict[str, Any] = {}
         # Made on first use: a gauge without labels writes its file at once in multiprocess
         # mode, and a process that never runs the inbox (the --workers parent) must not.
         self.inbox_backlog: Gauge | None = None
@@ -233,6 +268,11 @@ class GatewayMetrics:
                 for state in _BREAKER_STATES:
                     self.breaker_transitions.labels(name, state)
                 self.breaker_state.labels(name).set(0)
+        for transport in _TRANSPORTS:
+            self._active[transport] = self.subscriptions_active.labels(transport)
+            self._delivered[transport] = self.subscription_events.labels(transport).inc
+        for protocol in _WEBSOCKET_PROTOCOLS:
+            self._connections[protocol] = self.websocket_connections.labels(protocol)
         self.sync()
         events.listen(self._on_event)
         if self.multiprocess:
@@ -270,6 +310,30 @@ class GatewayMetrics:
                 self.operation_seconds.labels(report.type)
             )
         histogram.observe(report.seconds)
+
+    # -- subscriptions (schema/subscriptions.py) and WebSocket connections (server/websocket.py)
+
+    def subscription_started(self, transport: str) -> Callable[[], None]:
+        active = self._active.get(transport)
+        if active is None:  # not started (an app built without its lifespan): count nothing
+            return _nothing
+        active.inc()
+        return self._delivered[transport]
+
+    def subscription_ended(self, transport: str) -> None:
+        active = self._active.get(transport)
+        if active is not None:
+            active.dec()
+
+    def websocket_opened(self, protocol: str) -> None:
+        connections = self._connections.get(protocol)
+        if connections is not None:
+            connections.inc()
+
+    def websocket_closed(self, protocol: str) -> None:
+        connections = self._connections.get(protocol)
+        if connections is not None:
+            connections.dec()
 
     # -- webhooks (server/webhooks.py, events/inbox.py) ---------------------------------------
 
@@ -386,6 +450,10 @@ class GatewayMetrics:
             registry = self.registry
         body = await run_in_threadpool(encoder, registry)
         return Response(body, media_type=media_type)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _forget_dead_workers() -> None:

@@ -46,6 +46,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.utils.aio import aclosing
 
 from graftql.config import SseConfig
+from graftql.schema.subscriptions import delivery
 from graftql.server.http import JSON, GraphQLHTTP
 
 __all__ = ["EVENT_STREAM", "GraphQLSSE", "wants_event_stream"]
@@ -171,7 +172,8 @@ class GraphQLSSE:
 
     async def _events(self, source: AsyncIterator[Any]) -> AsyncIterator[bytes]:
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUE)
-        pump = asyncio.create_task(_pump(source, queue))
+        stream = _Delivery()
+        pump = asyncio.create_task(_pump(source, queue, stream))
         interval = self._settings.keep_alive
         try:
             while True:
@@ -183,6 +185,9 @@ class GraphQLSSE:
                 if item is None:
                     break
                 yield item
+                # Resumed: Starlette has sent the event. Counted if a subscription's.
+                if stream.delivered is not None:
+                    stream.delivered()
             yield _COMPLETE
         finally:
             # Also when the client went away: Starlette cancels this generator then.
@@ -208,10 +213,24 @@ class _EventStream(StreamingResponse):
             self._release()
 
 
-async def _pump(source: AsyncIterator[Any], queue: asyncio.Queue[bytes | None]) -> None:
+class _Delivery:
+    """What counts a sent event of the stream's subscription (``schema/subscriptions.py``):
+    the pump's task learns it, the response's task calls it."""
+
+    __slots__ = ("delivered",)
+
+    def __init__(self) -> None:
+        self.delivered: Callable[[], None] | None = None
+
+
+async def _pump(
+    source: AsyncIterator[Any], queue: asyncio.Queue[bytes | None], stream: _Delivery
+) -> None:
     try:
         async with aclosing(source):
             async for result in source:
+                if stream.delivered is None:
+                    stream.delivered = delivery()  # set in this task once execution began
                 if not isinstance(result, ExecutionResult):  # @defer/@stream frames
                     error = GraphQLError("incremental delivery is not supported over SSE")
                     await queue.put(_event(ExecutionResult(data=None, errors=[error])))

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from graphql import GraphQLError
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -50,8 +50,15 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from graftql.config import WebSocketConfig
 from graftql.resolvers import Context
+from graftql.schema.subscriptions import delivered
 
-__all__ = ["SUBSCRIPTION_LIMIT", "LegacyGraphQLWS", "TransportWS", "message_problem"]
+__all__ = [
+    "SUBSCRIPTION_LIMIT",
+    "ConnectionObserver",
+    "LegacyGraphQLWS",
+    "TransportWS",
+    "message_problem",
+]
 
 logger = logging.getLogger("graftql.server")
 
@@ -91,6 +98,26 @@ def message_problem(message: object, start: str) -> str | None:
     return None
 
 
+class ConnectionObserver(Protocol):
+    """Told when a WebSocket connection is accepted and when it ends (the metrics)."""
+
+    def websocket_opened(self, protocol: str) -> None: ...
+
+    def websocket_closed(self, protocol: str) -> None: ...
+
+
+async def _observed(handler: Any, protocol: str, handle: Callable[[], Awaitable[None]]) -> None:
+    observer: ConnectionObserver | None = getattr(handler.view, "connection_observer", None)
+    if observer is None:
+        await handle()
+        return
+    observer.websocket_opened(protocol)
+    try:
+        await handle()
+    finally:
+        observer.websocket_closed(protocol)
+
+
 def _settings(view: Any) -> WebSocketConfig:
     settings = getattr(view, "websocket_settings", None)
     return settings if isinstance(settings, WebSocketConfig) else WebSocketConfig()
@@ -107,6 +134,14 @@ class TransportWS(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws (https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md)."""
 
     _keep_alive_task: asyncio.Task[None] | None = None
+
+    async def handle(self) -> None:
+        await _observed(self, "graphql-transport-ws", super().handle)
+
+    async def send_message(self, message: Message) -> None:
+        await super().send_message(message)
+        if message["type"] == "next":
+            delivered()  # counts only in a subscription's task (schema/subscriptions.py)
 
     async def handle_message(self, message: Message) -> None:
         problem = message_problem(message, "subscribe")
@@ -168,7 +203,7 @@ class LegacyGraphQLWS(BaseGraphQLWSHandler[Context, None]):
     async def handle(self) -> None:
         timer = asyncio.create_task(self._init_timeout())
         try:
-            await super().handle()
+            await _observed(self, "graphql-ws", super().handle)
         finally:
             timer.cancel()
             with suppress(asyncio.CancelledError):
@@ -252,6 +287,7 @@ class LegacyGraphQLWS(BaseGraphQLWSHandler[Context, None]):
                     )
                     return
                 await self.send_data_message(result, operation_id)
+                delivered()  # counts only in a subscription's task (schema/subscriptions.py)
             await self.send_message({"type": "complete", "id": operation_id})
         except asyncio.CancelledError:
             with suppress(Exception):

@@ -90,6 +90,7 @@ class _QueryParam(httpx.Auth):
 class _Token:
     value: str
     refresh_at: float  # on the auth's clock
+    expires_at: float  # on the auth's clock
 
 
 class OAuth2ClientCredentialsAuth(httpx.Auth):
@@ -120,6 +121,8 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
         self._config = config
         self._clock = clock
         self._token: _Token | None = None
+        # The last fetch's failure (when, on the clock, and why), None after a success.
+        self._failure: tuple[float, str] | None = None
         self._lock = asyncio.Lock()
         secrets = file_secrets(config)
         self._files = SecretFiles(upstream, secrets) if secrets else None
@@ -168,7 +171,8 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
             raise UpstreamAuthError(name, f"{name} token endpoint returned no access token")
         # Measured from when we asked, so network time never makes us hold an expired token.
         leeway = min(self._config.refresh_leeway, expires_in / 2)
-        self._token = _Token(value, requested_at + expires_in - leeway)
+        expires_at = requested_at + expires_in
+        self._token = _Token(value, expires_at - leeway, expires_at)
         return self._token
 
     async def _fetch(self, trigger: str) -> AsyncGenerator[httpx.Request, httpx.Response]:
@@ -178,12 +182,15 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
         generation = files.generation if files is not None else 0
         for attempt in (1, 2):
             outcome = "failed"
+            # Until the endpoint answers: unreachable, too slow, or the call was abandoned.
+            reason = "no answer"
             try:
                 requested_at = self._clock()
                 await self._store((yield self._token_request()), requested_at)
                 outcome = "fetched"
                 return
             except UpstreamAuthError as error:
+                reason = f"HTTP {error.status}" if error.status else "unusable answer"
                 if not (
                     attempt == 1
                     and error.status in (400, 401)
@@ -192,6 +199,7 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
                 ):
                     raise
             finally:  # also when the token endpoint could not be reached
+                self._failure = None if outcome == "fetched" else (self._clock(), reason)
                 current = caller.current()
                 emit(
                     "token",
@@ -200,6 +208,21 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
                     trigger=trigger,
                     principal=current.principal if current is not None else None,
                 )
+
+    def state(self) -> dict[str, object]:
+        """The token as ``/readyz`` shows it, never its value: ``failing`` (the last fetch
+        failed: ``error`` says how, ``since_s`` how long ago), ``missing`` (none fetched yet),
+        ``valid`` (``expires_in_s``: seconds left) or ``expired`` (the next call fetches one)."""
+        now = self._clock()
+        if self._failure is not None:
+            at, reason = self._failure
+            return {"state": "failing", "error": reason, "since_s": round(now - at, 1)}
+        token = self._token
+        if token is None:
+            return {"state": "missing"}
+        if now < token.expires_at:
+            return {"state": "valid", "expires_in_s": round(token.expires_at - now, 1)}
+        return {"state": "expired"}
 
     async def async_auth_flow(
         self, request: httpx.Request

@@ -41,14 +41,14 @@ from graftql.errors import (
     UpstreamUnavailable,
 )
 from graftql.upstreams import caller, deadline, events, redirects
-from graftql.upstreams.auth import build_auth
+from graftql.upstreams.auth import OAuth2ClientCredentialsAuth, build_auth
 from graftql.upstreams.breaker import CircuitBreaker, State
 from graftql.upstreams.cache import response_cache
 from graftql.upstreams.events import emit
 from graftql.upstreams.headers import HeaderRules
 from graftql.upstreams.limits import Bulkhead, RateLimiter, Rejected
 from graftql.upstreams.retry import IDEMPOTENT_METHODS, RetryPolicy
-from graftql.upstreams.rotation import rotating
+from graftql.upstreams.rotation import RotatingAuth, rotating
 from graftql.upstreams.shared import SharedState
 from graftql.upstreams.singleflight import SingleFlight, request_key
 from graftql.upstreams.tls import client_context, why_unreachable
@@ -149,6 +149,11 @@ class Upstream:
             (_endpoint_pattern(e.match), self._endpoint(e)) for e in config.endpoints
         ]
         self.cache = response_cache(self, shared)  # None unless a cache: block asks for one
+        # What /readyz shows: when (time.monotonic) an attempt last succeeded, last failed and
+        # the failure's error code. Plain attributes, set per attempt: no lock, no allocation.
+        self.last_success: float | None = None
+        self.last_failure: float | None = None
+        self.last_failure_code: str | None = None
 
     def reconfigure(self, config: UpstreamConfig, *, shared: SharedState | None = None) -> None:
         """Take the policies, headers and credentials of ``config`` (a configuration reload)
@@ -326,6 +331,12 @@ class Upstream:
                 response = await self._guarded(request, call)
             except UpstreamError as error:
                 error.attempts = attempt
+                if isinstance(error, UpstreamNotFound):
+                    self.last_success = time.monotonic()  # it answered: no such resource
+                elif error.retryable and not isinstance(error, CircuitOpen):
+                    # The gateway's own refusals (its limits, an open breaker) sent nothing.
+                    self.last_failure = time.monotonic()
+                    self.last_failure_code = error.code
                 if events.listening():
                     self._attempted(request, attempt, error.code, error.status, started)
                 if not (
@@ -347,6 +358,7 @@ class Upstream:
                 attempt += 1
             else:
                 response.extensions["graftql.attempts"] = attempt
+                self.last_success = time.monotonic()
                 if events.listening():
                     self._attempted(request, attempt, "ok", response.status_code, started)
                 return response
@@ -608,6 +620,14 @@ class Upstream:
         error.detail = response.content[:300].decode("utf-8", "replace")
         error.response = response
         raise error
+
+    def token_state(self) -> dict[str, object] | None:
+        """The OAuth2 client-credentials token's state (``OAuth2ClientCredentialsAuth.state``),
+        or None for an upstream with other credentials or none."""
+        auth = self.auth
+        if isinstance(auth, RotatingAuth):
+            auth = auth.inner
+        return auth.state() if isinstance(auth, OAuth2ClientCredentialsAuth) else None
 
     async def probe(self) -> Probe:
         """Is the upstream reachable? Any HTTP answer counts as up.

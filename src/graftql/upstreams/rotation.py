@@ -102,6 +102,11 @@ class RotatingAuth(httpx.Auth):
         self._header_secrets = dict(header_secrets or {})
         self.requires_request_body = inner.requires_request_body
 
+    @property
+    def inner(self) -> httpx.Auth:
+        """The credentials this wraps (``/readyz`` reads an OAuth2 token's state there)."""
+        return self._inner
+
     def _rewrite_headers(self, request: httpx.Request) -> None:
         for name, secret in self._header_secrets.items():
             value = secret.reveal()
