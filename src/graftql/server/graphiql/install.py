@@ -61,15 +61,19 @@ def install_assets(
             (Path(work) / name).write_bytes((source / name).read_bytes())
         _npm_ci(executable, Path(work), environ)
         modules = Path(work) / "node_modules"
-        written: list[Path] = []
-        for asset in assets:
-            content = (modules / asset.package / asset.path).read_bytes()
+        contents: list[tuple[Path, bytes]] = []
+        for asset in assets:  # every file checked before any is written
+            try:
+                content = (modules / asset.package / asset.path).read_bytes()
+            except FileNotFoundError:
+                raise AssetInstallError(f"npm installed no {asset.name}") from None
             if not asset.matches(content):
                 raise AssetInstallError(
-                    f"{asset.package}@{asset.version}/{asset.path} from npm does not match "
-                    f"the integrity hash in GraphiQL's page ({asset.integrity})"
+                    f"{asset.name} from npm does not match the integrity hash in GraphiQL's "
+                    f"page ({asset.integrity})"
                 )
-            written.append(_write(target / asset.name, content))
+            contents.append((target / asset.name, content))
+        written = [_write(path, content) for path, content in contents]
         for package, version in sorted({(a.package, a.version) for a in assets}):
             for licence in _LICENCES:
                 found = modules / package / licence
