@@ -150,3 +150,13 @@ def test_without_npm_the_command_says_how_to_get_it(
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(AssetInstallError, match=r"npm is not on PATH: install Node\.js"):
         install_assets(tmp_path / "out")
+
+
+def test_the_image_installs_the_files_with_the_command_in_its_build_stage_only() -> None:
+    docker = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    build, final = docker.split("\nFROM python:3.11-slim\n")
+    assert "ARG GRAPHIQL_ASSETS=/opt/graftql/share/graphiql" in build
+    assert '/opt/graftql/bin/graftql graphiql-assets --dir "$GRAPHIQL_ASSETS"' in build
+    # Node.js is a build tool: the final stage copies /opt/graftql (the files with it) only.
+    assert "nodejs npm" in build and "npm" not in final and "node" not in final
+    assert "COPY --from=build /opt/graftql /opt/graftql" in final
