@@ -11,6 +11,7 @@ they fail (.ci/run installs Chromium)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -32,6 +33,7 @@ from graftql.server import create_app
 from graftql.server.graphiql import ASSETS_PATH, page_assets
 from integration.helpers import demo_token, graphql
 from integration.node_packages import node_with_packages
+from integration.test_cli import free_port_block
 
 ROOT = Path(__file__).resolve().parents[2]
 BROWSER = ROOT / "tests" / "browser"
@@ -107,26 +109,55 @@ def test_the_page_loads_every_file_from_the_gateway_under_a_self_only_policy(
     assert page.headers["x-content-type-options"] == "nosniff"
 
 
-def test_each_file_is_served_with_its_type_and_immutable_caching(offline_gateway: str) -> None:
-    with httpx.Client(base_url=offline_gateway, timeout=10) as client:
+@pytest.mark.parametrize("encoding", ["identity", "gzip, deflate"])
+def test_each_file_is_served_with_its_type_and_immutable_caching(
+    offline_gateway: str, encoding: str
+) -> None:
+    compressed = encoding != "identity"
+    tag = "-gzip" if compressed else ""
+    with httpx.Client(
+        base_url=offline_gateway, timeout=10, headers={"accept-encoding": encoding}
+    ) as client:
         for asset in page_assets():
             response = client.get(ASSETS_PATH + asset.name)
             assert response.status_code == 200, asset.name
-            assert asset.matches(response.content)
+            assert asset.matches(response.content)  # decoded by httpx when gzipped
+            assert response.headers.get("content-encoding") == ("gzip" if compressed else None)
             expected = "text/css" if asset.path.endswith(".css") else "text/javascript"
             assert response.headers["content-type"] == f"{expected}; charset=utf-8"
             assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
             assert response.headers["x-content-type-options"] == "nosniff"
-            # Revalidation and HEAD, as browsers and proxies use them.
-            assert response.headers["etag"] == f'"{asset.integrity}"'
+            assert response.headers["vary"] == "accept-encoding"
+            # Revalidation and HEAD, as browsers and proxies use them; one tag per encoding.
+            assert response.headers["etag"] == f'"{asset.integrity}{tag}"'
             again = client.get(
-                ASSETS_PATH + asset.name, headers={"if-none-match": f'W/"x", "{asset.integrity}"'}
+                ASSETS_PATH + asset.name,
+                headers={"if-none-match": f'W/"x", "{asset.integrity}{tag}"'},
             )
             assert again.status_code == 304 and again.content == b""
             assert again.headers["cache-control"] == response.headers["cache-control"]
+            other = "" if compressed else "-gzip"
+            unchanged = {"if-none-match": f'"{asset.integrity}{other}"'}
+            assert client.get(ASSETS_PATH + asset.name, headers=unchanged).status_code == 200
             head = client.head(ASSETS_PATH + asset.name)
             assert head.status_code == 200 and head.content == b""
-            assert head.headers["content-length"] == str(len(response.content))
+            assert head.headers["content-length"] == str(response.num_bytes_downloaded)
+
+
+def test_the_largest_file_travels_compressed(offline_gateway: str) -> None:
+    [largest] = [a for a in page_assets() if a.path == "graphiql.min.js"]
+    with httpx.stream(
+        "GET", offline_gateway + ASSETS_PATH + largest.name, headers={"accept-encoding": "gzip"}
+    ) as response:
+        raw = b"".join(response.iter_raw())
+    assert len(raw) < 1_000_000  # 3.5 MB as it is
+    assert largest.matches(gzip.decompress(raw))
+    # Refused by q=0, it comes as it is.
+    plain = httpx.get(
+        offline_gateway + ASSETS_PATH + largest.name,
+        headers={"accept-encoding": "gzip;q=0, *;q=0.5"},
+    )
+    assert "content-encoding" not in plain.headers
 
 
 @pytest.mark.parametrize(
@@ -210,6 +241,22 @@ def test_graftql_check_reports_the_key(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert run.stderr.startswith(
         f"graftql: {config}: server.graphiql_assets: {tmp_path}/none is not a directory"
+    )
+
+
+def test_the_demo_with_a_directory_that_is_not_filled_stops_with_the_key(tmp_path: Path) -> None:
+    port = free_port_block(5)
+    run = subprocess.run(
+        [*GRAFTQL, "demo", "--port", str(port), "--graphiql-assets", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 1
+    assert run.stderr.strip().startswith(
+        f"graftql: the demo could not start: server.graphiql_assets: {tmp_path} has no "
+        "react@18.2.0/umd/react.production.min.js (GraphiQL needs it); install them with"
     )
 
 

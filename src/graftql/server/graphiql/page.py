@@ -25,12 +25,14 @@ one:
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -135,7 +137,8 @@ class OfflineGraphiQL:
             raise ConfigError.at(CONFIG_KEY, f"{directory} is not a directory; {hint}")
         html = get_graphql_ide_html(graphql_ide="graphiql") if html is None else html
         assets = page_assets(html)
-        self.files: dict[str, tuple[Path, str, str]] = {}
+        self.files: dict[str, tuple[Path, str, str]] = {}  # name -> path, type, integrity
+        self._compressed: dict[Path, bytes] = {}
         for asset in assets:
             path = root / asset.name
             try:
@@ -152,7 +155,7 @@ class OfflineGraphiQL:
                 )
             content_type = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
             # The integrity hash names the bytes: a strong ETag that every replica agrees on.
-            self.files[asset.name] = (path.resolve(), content_type, f'"{asset.integrity}"')
+            self.files[asset.name] = (path.resolve(), content_type, asset.integrity)
         local = _localized(html)
         self.page = GraphiQLPage(local, headers=_page_headers(local))
 
@@ -170,15 +173,43 @@ class OfflineGraphiQL:
                 status_code=404,
             )
         path, content_type, etag = found
+        gzip = _accepts_gzip(request.headers.get("accept-encoding"))
         headers = {
             # The version is in the address: the file behind it never changes.
             "cache-control": "public, max-age=31536000, immutable",
-            "etag": etag,
+            # One tag per representation: the gzip one is other bytes.
+            "etag": f'"{etag}-gzip"' if gzip else f'"{etag}"',
+            "vary": "accept-encoding",
             "x-content-type-options": "nosniff",
         }
-        if etag in _etags(request.headers.get("if-none-match")):
+        if headers["etag"] in _etags(request.headers.get("if-none-match")):
             return Response(status_code=304, headers=headers)
-        return FileResponse(path, media_type=content_type, headers=headers)
+        if not gzip:
+            return FileResponse(path, media_type=content_type, headers=headers)
+        compressed = self._compressed.get(path)
+        if compressed is None:  # once per file and process, off the event loop
+            compressed = await anyio.to_thread.run_sync(_gzip, path)
+            self._compressed[path] = compressed
+        headers["content-encoding"] = "gzip"
+        return Response(compressed, media_type=content_type, headers=headers)
+
+
+def _gzip(path: Path) -> bytes:
+    # graphiql.min.js is 3.5 MB, 0.7 MB compressed; ~0.2 s the first time it is asked for.
+    return gzip.compress(path.read_bytes(), compresslevel=6, mtime=0)
+
+
+def _accepts_gzip(header: str | None) -> bool:
+    """``Accept-Encoding`` allows gzip: by name, else by ``*``, with a q-value above 0."""
+    weights: dict[str, float] = {}
+    for part in (header or "").split(","):
+        name, _, params = part.partition(";")
+        q = params.strip().lower()
+        try:
+            weights[name.strip().lower()] = float(q.removeprefix("q=")) if q else 1.0
+        except ValueError:
+            weights[name.strip().lower()] = 0.0
+    return weights.get("gzip", weights.get("*", 0.0)) > 0
 
 
 def _etags(header: str | None) -> set[str]:
