@@ -183,6 +183,18 @@ def test_nothing_else_is_served_from_the_directory(offline_gateway: str, path: s
     assert response.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
 
 
+def test_a_file_changed_after_start_is_not_what_is_served(
+    gateway_config: GatewayConfig, assets_dir: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "assets"
+    shutil.copytree(assets_dir, copy)
+    asset = page_assets()[0]
+    with ServerThread(create_app(_offline(gateway_config, copy))) as server:
+        (copy / asset.name).write_bytes(b"alert('changed')")
+        served = httpx.get(server.url + ASSETS_PATH + asset.name)
+    assert served.status_code == 200 and asset.matches(served.content)
+
+
 def test_without_the_key_the_page_is_strawberrys_from_the_cdn(gateway: str) -> None:
     page = _page(gateway)
     assert page.status_code == 200

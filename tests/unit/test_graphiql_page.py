@@ -90,10 +90,17 @@ def test_the_page_is_rewritten_to_local_addresses_with_hashes_for_its_inline_blo
 def test_a_page_that_would_still_reach_another_origin_is_refused(tmp_path: Path) -> None:
     directory, html = synthetic(tmp_path)
     unpinned = html.replace("</head>", '<script src="https://cdn.test/other.js"></script></head>')
-    with pytest.raises(ValueError, match="still loads a file from another origin"):
+    with pytest.raises(ConfigError) as raised:
         OfflineGraphiQL(directory, html=unpinned)
+    assert raised.value.errors == [
+        (
+            "server.graphiql_assets",
+            "GraphiQL's page still loads a file from another origin: this graftql cannot serve "
+            "it offline; unset the key",
+        )
+    ]
     no_hash = html.replace('integrity="sha384-', 'data-x="sha384-', 1)
-    with pytest.raises(ValueError, match="without an integrity hash"):
+    with pytest.raises(ConfigError, match="without an integrity hash"):
         OfflineGraphiQL(directory, html=no_hash)
 
 

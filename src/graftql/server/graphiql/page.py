@@ -12,9 +12,10 @@ one:
   same hashes are checked when the files are installed and again when the gateway starts, so
   a browser never meets a file that its check would refuse.
 - **Where.** ``/graphiql/assets/<package>@<version>/<path>``: the version is in the address,
-  so a file is cached as immutable for a year. Only the page's own files are served, looked up
-  by their exact address in a table: no path from a request ever reaches the file system, so
-  ``..`` and encoded separators cannot leave the directory.
+  so a file is cached as immutable for a year (its integrity hash is its ETag), and sent
+  gzipped to a browser that accepts it. Only the page's own files are served, from memory as
+  they were checked at start-up, looked up by their exact address in a table: no path from a
+  request ever reaches the file system, so ``..`` and encoded separators lead nowhere.
 - **Content-Security-Policy.** The local page gets one that allows only the gateway's own
   origin (``'self'``): its scripts and styles (the page's two inline blocks by their hashes),
   ``fetch`` and WebSocket to ``/graphql``, and ``data:`` images and fonts (the favicon and
@@ -34,7 +35,7 @@ from typing import Final
 
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from strawberry.http.ides import get_graphql_ide_html
 
@@ -122,6 +123,14 @@ class GraphiQLPage:
         return HTMLResponse(self.html, headers=self.headers)
 
 
+@dataclass(slots=True)
+class _File:
+    content: bytes
+    content_type: str
+    integrity: str
+    compressed: bytes | None = None
+
+
 class OfflineGraphiQL:
     """The page and its files served by the gateway from ``directory`` (``server.
     graphiql_assets``), as ``graftql graphiql-assets`` laid them out."""
@@ -136,9 +145,15 @@ class OfflineGraphiQL:
         if not root.is_dir():
             raise ConfigError.at(CONFIG_KEY, f"{directory} is not a directory; {hint}")
         html = get_graphql_ide_html(graphql_ide="graphiql") if html is None else html
-        assets = page_assets(html)
-        self.files: dict[str, tuple[Path, str, str]] = {}  # name -> path, type, integrity
-        self._compressed: dict[Path, bytes] = {}
+        try:
+            assets = page_assets(html)
+            local = _localized(html)
+        except ValueError as exc:  # strawberry's page is not what this graftql knows
+            raise ConfigError.at(
+                CONFIG_KEY, f"{exc}: this graftql cannot serve it offline; unset the key"
+            ) from None
+        # Served from memory, as checked: a file changed on disk later is never sent.
+        self.files: dict[str, _File] = {}
         for asset in assets:
             path = root / asset.name
             try:
@@ -155,8 +170,7 @@ class OfflineGraphiQL:
                 )
             content_type = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
             # The integrity hash names the bytes: a strong ETag that every replica agrees on.
-            self.files[asset.name] = (path.resolve(), content_type, asset.integrity)
-        local = _localized(html)
+            self.files[asset.name] = _File(content, content_type, asset.integrity)
         self.page = GraphiQLPage(local, headers=_page_headers(local))
 
     @property
@@ -172,31 +186,28 @@ class OfflineGraphiQL:
                 {"errors": [{"message": "not found", "extensions": {"code": "NOT_FOUND"}}]},
                 status_code=404,
             )
-        path, content_type, etag = found
         gzip = _accepts_gzip(request.headers.get("accept-encoding"))
         headers = {
             # The version is in the address: the file behind it never changes.
             "cache-control": "public, max-age=31536000, immutable",
             # One tag per representation: the gzip one is other bytes.
-            "etag": f'"{etag}-gzip"' if gzip else f'"{etag}"',
+            "etag": f'"{found.integrity}-gzip"' if gzip else f'"{found.integrity}"',
             "vary": "accept-encoding",
             "x-content-type-options": "nosniff",
         }
         if headers["etag"] in _etags(request.headers.get("if-none-match")):
             return Response(status_code=304, headers=headers)
         if not gzip:
-            return FileResponse(path, media_type=content_type, headers=headers)
-        compressed = self._compressed.get(path)
-        if compressed is None:  # once per file and process, off the event loop
-            compressed = await anyio.to_thread.run_sync(_gzip, path)
-            self._compressed[path] = compressed
+            return Response(found.content, media_type=found.content_type, headers=headers)
+        if found.compressed is None:  # once per file and process, off the event loop
+            found.compressed = await anyio.to_thread.run_sync(_gzip, found.content)
         headers["content-encoding"] = "gzip"
-        return Response(compressed, media_type=content_type, headers=headers)
+        return Response(found.compressed, media_type=found.content_type, headers=headers)
 
 
-def _gzip(path: Path) -> bytes:
+def _gzip(content: bytes) -> bytes:
     # graphiql.min.js is 3.5 MB, 0.7 MB compressed; ~0.2 s the first time it is asked for.
-    return gzip.compress(path.read_bytes(), compresslevel=6, mtime=0)
+    return gzip.compress(content, compresslevel=6, mtime=0)
 
 
 def _accepts_gzip(header: str | None) -> bool:
