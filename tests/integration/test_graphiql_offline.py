@@ -242,17 +242,29 @@ def test_a_directory_that_is_missing_empty_or_changed_is_a_config_error(
     assert f"{first.name} is not the file GraphiQL expects" in error(changed)[1]
 
 
-def test_graftql_check_reports_the_key(tmp_path: Path) -> None:
-    config = tmp_path / "gateway.yaml"
-    config.write_text(
-        f"schema: graftql.demo.schema:schema\nserver:\n  graphiql_assets: {tmp_path}/none\n"
-    )
-    run = subprocess.run(
-        [*GRAFTQL, "check", str(config)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert run.returncode == 2
-    assert run.stderr.startswith(
-        f"graftql: {config}: server.graphiql_assets: {tmp_path}/none is not a directory"
+def test_graftql_check_reads_the_directory_and_reports_the_key(
+    assets_dir: Path, tmp_path: Path
+) -> None:
+    def check(directory: Path) -> subprocess.CompletedProcess[str]:
+        config = tmp_path / "gateway.yaml"
+        config.write_text(
+            "schema: graftql.demo.schema:schema\nserver:\n  graphiql_assets: ${ASSETS}\n"
+        )
+        return subprocess.run(
+            [*GRAFTQL, "check", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "ASSETS": str(directory)},  # ${VAR} is expanded
+        )
+
+    assert check(assets_dir).returncode == 0
+    refused = check(tmp_path / "none")
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(
+        f"graftql: {tmp_path}/gateway.yaml: server.graphiql_assets: {tmp_path}/none is not a "
+        "directory"
     )
 
 
