@@ -7,7 +7,8 @@
 // With "load", it only loads the page and reports whether GraphiQL rendered (for a page that
 // cannot). After the query, the page probes another origin (localhost instead of 127.0.0.1)
 // with a fetch and a script: a policy that allows only 'self' refuses both, and the report's
-// "csp" lists each refusal's directive.
+// "csp" lists each refusal's directive; then it opens a WebSocket to its own /graphql, as
+// GraphiQL does for subscriptions ("websocket": "open").
 //
 // No network but loopback: every request and WebSocket to another host is refused (and
 // recorded), and Chromium resolves no host name but localhost, so a page that still needed a
@@ -113,6 +114,20 @@ async function runQuery(page) {
     await fetch(`${origin}/healthz`).catch(() => null);
   }, other.origin);
   await page.waitForFunction(() => window.__csp.length >= 2, null, { timeout: 5_000 });
+  // GraphiQL's subscriptions: a WebSocket to the page's own /graphql is allowed.
+  report.websocket = await page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const url = new URL("/graphql", location.href);
+        url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+        const socket = new WebSocket(url, "graphql-transport-ws");
+        socket.onopen = () => {
+          socket.close();
+          resolve("open");
+        };
+        socket.onerror = () => resolve("error");
+      }),
+  );
   report.csp = await page.evaluate(() => window.__csp);
   report.probeErrors = report.errors.splice(before); // the browser logs each refusal too
 }

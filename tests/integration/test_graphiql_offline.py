@@ -365,6 +365,7 @@ def test_graphiql_runs_the_example_query_with_no_network_but_loopback(
     # The policy allows only the gateway's origin: the page's own probes of another origin
     # (localhost instead of 127.0.0.1, same port) were refused by the browser, nothing else.
     assert sorted(report["csp"]) == ["connect-src", "script-src-elem"]
+    assert report["websocket"] == "open"  # 'self' covers the page's own ws:// too
     assert screenshot.read_bytes().startswith(b"\x89PNG")
 
 
