@@ -8,6 +8,8 @@ import base64
 import hashlib
 import json
 import stat
+import subprocess
+import sys
 from importlib.resources import files
 from pathlib import Path
 
@@ -129,7 +131,7 @@ def test_a_failing_npm_ci_is_reported_with_its_output(tmp_path: Path) -> None:
     with pytest.raises(AssetInstallError) as raised:
         install_assets(tmp_path / "out", npm=npm)
     assert str(raised.value) == "`npm ci` failed with status 1:\nnpm error 404 Not Found"
-    assert not (tmp_path / "out").exists()
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_a_file_npm_installed_that_is_not_the_pages_is_refused(tmp_path: Path) -> None:
@@ -145,7 +147,7 @@ def test_a_file_npm_installed_that_is_not_the_pages_is_refused(tmp_path: Path) -
         f"{assets[0].name} from npm does not match the integrity hash in GraphiQL's page "
         f"({assets[0].integrity})"
     )
-    assert not (tmp_path / "out").exists()  # nothing is written unless every file is right
+    assert list((tmp_path / "out").iterdir()) == []  # nothing unless every file is right
     # npm succeeding without installing the files is refused too.
     with pytest.raises(AssetInstallError, match=f"^npm installed no {assets[0].name}$"):
         install_assets(tmp_path / "out", npm=fake_npm(tmp_path, "exit 0"))
@@ -167,3 +169,18 @@ def test_the_image_installs_the_files_with_the_command_in_its_build_stage_only()
     # Node.js is a build tool: the final stage copies /opt/graftql (the files with it) only.
     assert "nodejs npm" in build and "npm" not in final and "node" not in final
     assert "COPY --from=build /opt/graftql /opt/graftql" in final
+
+
+def test_an_unwritable_directory_fails_before_npm_runs(tmp_path: Path) -> None:
+    npm = fake_npm(tmp_path, f"touch {tmp_path}/npm-ran\n")
+    command = ["graphiql-assets", "--dir", "/dev/null/x", "--npm", npm]
+    run = subprocess.run(
+        [sys.executable, "-m", "graftql.cli", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 1
+    assert run.stderr == "graftql: graphiql-assets: /dev/null/x: Not a directory\n"
+    assert not (tmp_path / "npm-ran").exists()

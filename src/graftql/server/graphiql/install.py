@@ -12,11 +12,9 @@ developer's machine, and ``server.graphiql_assets: DIR`` serves them (``page.py`
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
 from importlib.resources import files
 from pathlib import Path
 
@@ -36,16 +34,11 @@ class AssetInstallError(GraftqlError):
     code = "ASSETS_NOT_INSTALLED"
 
 
-def install_assets(
-    directory: str | Path,
-    *,
-    npm: str | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> list[Path]:
+def install_assets(directory: str | Path, *, npm: str | None = None) -> list[Path]:
     """Install the page's files into ``directory`` (created if needed); returns the files
-    written. ``npm`` is the npm executable (default: the one on PATH); ``environ`` is the
-    environment npm runs with (default: this process's; ``npm_config_cache`` moves its
-    download cache)."""
+    written. ``npm`` is the npm executable (default: the one on PATH); it runs with this
+    process's environment (``npm_config_cache`` moves its download cache, ``npm_config_registry``
+    names a mirror)."""
     executable = npm or shutil.which("npm")
     if executable is None:
         raise AssetInstallError(
@@ -55,11 +48,12 @@ def install_assets(
     assets = page_assets()
     _check_pins(assets)
     target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)  # an unwritable place fails before npm runs
     with tempfile.TemporaryDirectory(prefix="graftql-graphiql-") as work:
         source = files("graftql.server.graphiql") / "npm"
         for name in ("package.json", "package-lock.json"):
             (Path(work) / name).write_bytes((source / name).read_bytes())
-        _npm_ci(executable, Path(work), environ)
+        _npm_ci(executable, Path(work))
         modules = Path(work) / "node_modules"
         contents: list[tuple[Path, bytes]] = []
         for asset in assets:  # every file checked before any is written
@@ -98,7 +92,7 @@ def _check_pins(assets: list[Asset]) -> None:
             )
 
 
-def _npm_ci(npm: str, work: Path, environ: Mapping[str, str] | None) -> None:
+def _npm_ci(npm: str, work: Path) -> None:
     command = [
         npm,
         "ci",
@@ -112,7 +106,6 @@ def _npm_ci(npm: str, work: Path, environ: Mapping[str, str] | None) -> None:
         run = subprocess.run(  # noqa: S603 - a fixed command line; npm from PATH or the caller
             command,
             cwd=work,
-            env=dict(os.environ if environ is None else environ),
             capture_output=True,
             text=True,
             timeout=NPM_TIMEOUT,
