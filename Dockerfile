@@ -8,6 +8,10 @@
 FROM python:3.11-slim AS build
 # Optional extras to install: "otel" brings OpenTelemetry tracing (off until server.tracing).
 ARG EXTRAS=otel
+# GraphiQL's browser files, from the npm registry (the versions and lockfile graftql ships),
+# for `server.graphiql_assets: /opt/graftql/share/graphiql`: GraphiQL without a CDN. Empty:
+# none (the image is then built without Node.js too).
+ARG GRAPHIQL_ASSETS=/opt/graftql/share/graphiql
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -19,6 +23,13 @@ RUN python3 -m venv /opt/graftql \
  && /opt/graftql/bin/python -m compileall -q /opt/graftql/lib \
  && /opt/graftql/bin/pip uninstall -y pip setuptools wheel \
  && rm -f /opt/graftql/bin/pip*
+# Node.js and npm exist only in this stage: `npm ci` (install scripts off) on the shipped
+# lockfile, every file checked against the integrity hashes in strawberry's page.
+RUN if [ -n "$GRAPHIQL_ASSETS" ]; then \
+      apt-get update -q && apt-get install -y -q --no-install-recommends nodejs npm \
+      && /opt/graftql/bin/graftql graphiql-assets --dir "$GRAPHIQL_ASSETS" \
+      && rm -rf /root/.npm; \
+    fi
 
 # -- final: the Python runtime, the environment, nothing else -----------------------------------
 FROM python:3.11-slim

@@ -1,4 +1,4 @@
-"""The ``graftql`` command: serve | demo | check | status | token.
+"""The ``graftql`` command: serve | demo | check | status | token | graphiql-assets.
 
 Configuration problems print one line per problem, naming the key, and exit with status 2;
 they never print a traceback.
@@ -181,6 +181,10 @@ def _check(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         persisted = PersistedOperations(config.server.persisted_operations)  # reads the manifest
         load_schema(config.schema_).build(config.server, trusted=persisted.trusted_hashes)
+        if config.server.graphiql_enabled and config.server.graphiql_assets is not None:
+            from graftql.server.graphiql import OfflineGraphiQL
+
+            OfflineGraphiQL(config.server.graphiql_assets)  # every file there, unchanged
     except ConfigError as exc:
         _fail(args.config, exc)
     server = config.server
@@ -265,7 +269,24 @@ def _status(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from graftql.demo.runner import run_demo
 
-    return run_demo(host=args.host, port=args.port)
+    return run_demo(host=args.host, port=args.port, graphiql_assets=args.graphiql_assets)
+
+
+def _graphiql_assets(args: argparse.Namespace) -> int:
+    from graftql.server.graphiql.install import AssetInstallError, install_assets
+
+    try:
+        written = install_assets(args.dir, npm=args.npm)
+    except AssetInstallError as exc:
+        print(f"graftql: graphiql-assets: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the directory cannot be written
+        print(f"graftql: graphiql-assets: {args.dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    print(f"GraphiQL's files are in {args.dir}; serve them with server.graphiql_assets: {args.dir}")
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -301,7 +322,21 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--port", type=int, default=8000, help="gateway port; the services use the next four"
     )
+    demo.add_argument(
+        "--graphiql-assets",
+        metavar="DIR",
+        help="serve GraphiQL's files from DIR (see graphiql-assets) instead of a CDN",
+    )
     demo.set_defaults(run=_demo)
+
+    assets = commands.add_parser(
+        "graphiql-assets",
+        help="install GraphiQL's browser files from npm into a directory "
+        "(for server.graphiql_assets: GraphiQL without a CDN)",
+    )
+    assets.add_argument("--dir", required=True, help="where to put them (created if needed)")
+    assets.add_argument("--npm", help="the npm executable (default: npm on PATH)")
+    assets.set_defaults(run=_graphiql_assets)
 
     check = commands.add_parser("check", help="validate a gateway.yaml without starting anything")
     check.add_argument("config", help="path to gateway.yaml")

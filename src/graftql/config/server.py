@@ -132,6 +132,9 @@ class ServerConfig(_Model):
     port: int = Field(8000, ge=0, le=65535)
     env: Literal["development", "production"] = "development"
     graphiql: bool | None = None  # default: on in development, off in production
+    # A directory of GraphiQL's files (`graftql graphiql-assets --dir DIR`): the gateway serves
+    # them and the page loads nothing from a CDN (docs/operations.md, "GraphiQL offline").
+    graphiql_assets: EnvStr | None = None
     introspection: bool | None = None  # default: on in development, off in production
     # Every client request's deadline: no upstream attempt is started or waited for past it.
     request_timeout: float = Field(30.0, gt=0, le=3600, description="seconds")

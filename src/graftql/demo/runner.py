@@ -89,7 +89,7 @@ def demo_tokens(config: GatewayConfig, *, ttl: int = TOKEN_HOURS * 3600) -> dict
     }
 
 
-async def _run(host: str, port: int) -> None:
+async def _run(host: str, port: int, graphiql_assets: str | None) -> None:
     from graftql.server import create_app
     from graftql.server.process import tune_gc
 
@@ -108,7 +108,10 @@ async def _run(host: str, port: int) -> None:
             await server.start()
             urls[name] = server.url
         config = demo_config(demo_environment(credentials, urls))
-        server_config = config.server.model_copy(update={"host": host, "port": port})
+        update: dict[str, object] = {"host": host, "port": port}
+        if graphiql_assets is not None:
+            update["graphiql_assets"] = graphiql_assets
+        server_config = config.server.model_copy(update=update)
         config = config.model_copy(update={"server": server_config})
         gateway = LoopbackServer(create_app(config), port=port)
         servers.append(gateway)
@@ -156,8 +159,11 @@ Press Ctrl-C to stop.""",
     )
 
 
-def run_demo(*, host: str = "127.0.0.1", port: int = 8000) -> int:
-    """Run until Ctrl-C; returns the process exit status."""
+def run_demo(
+    *, host: str = "127.0.0.1", port: int = 8000, graphiql_assets: str | None = None
+) -> int:
+    """Run until Ctrl-C; returns the process exit status. ``graphiql_assets``: a directory
+    of GraphiQL's files (``graftql graphiql-assets``) to serve instead of a CDN's."""
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -165,7 +171,7 @@ def run_demo(*, host: str = "127.0.0.1", port: int = 8000) -> int:
         print("graftql: the demo listens on 127.0.0.1 only", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_run(host, port))
+        asyncio.run(_run(host, port, graphiql_assets))
     except PortInUseError as exc:
         print(f"graftql: {exc.strerror}; choose another base port with --port", file=sys.stderr)
         return 1

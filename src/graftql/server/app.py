@@ -20,6 +20,7 @@ from graftql.resolvers.cursors import CursorSigner
 from graftql.schema import GatewaySchema, load_schema
 from graftql.schema.observe import OperationReport
 from graftql.server.cors import cors_middleware, websocket_origins
+from graftql.server.graphiql import OfflineGraphiQL
 from graftql.server.graphql import ConnectionAuthenticator, GraphQLEndpoint
 from graftql.server.health import healthz, readyz
 from graftql.server.http import GraphQLHTTP, HttpSettings
@@ -61,6 +62,13 @@ def create_app(
     policies and secrets (``server/reload.py``); the app must then run in the main thread.
     """
     gateway_schema = schema if schema is not None else load_schema(config.schema_)
+    # GraphiQL's files from the gateway itself: checked before anything is opened, and a
+    # config error names the key.
+    graphiql = (
+        OfflineGraphiQL(config.server.graphiql_assets)
+        if config.server.graphiql_enabled and config.server.graphiql_assets is not None
+        else None
+    )
     clients = upstreams if upstreams is not None else Upstreams.from_config(config)
     events = bus if bus is not None else bus_from_config(config)
     persisted = PersistedOperations(config.server.persisted_operations)
@@ -119,6 +127,7 @@ def create_app(
         ),
         persisted=persisted,
         identity=identity,
+        graphiql=graphiql.page if graphiql is not None else None,
     )
     sse = GraphQLSSE(strawberry_schema, http=http, settings=server.sse)
 
@@ -166,6 +175,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
             *([Route("/metrics", metrics.endpoint, methods=["GET"])] if metrics else []),
+            *([graphiql.route] if graphiql is not None else []),
             *realtime.routes,
         ],
         # Outermost, so that every answer has an X-Request-Id, refusals too.

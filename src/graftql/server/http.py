@@ -44,9 +44,8 @@ import strawberry
 from graphql import GraphQLError
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from strawberry.exceptions import MissingQueryError
-from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
@@ -54,6 +53,7 @@ from strawberry.types.graphql import OperationType
 
 from graftql.resolvers import Context
 from graftql.schema.ratelimit import OperationRateLimited
+from graftql.server.graphiql import GraphiQLPage
 from graftql.server.identity import InboundAuth, TokenRejected
 from graftql.server.persisted import PersistedOperations
 
@@ -105,8 +105,12 @@ class GraphQLHTTP:
         settings: HttpSettings,
         persisted: PersistedOperations,
         identity: InboundAuth | None = None,
+        graphiql: GraphiQLPage | None = None,
     ) -> None:
+        """``graphiql`` is the page a browser gets when ``settings.graphiql`` is on
+        (default: strawberry's, its files from a CDN)."""
         self.schema = schema
+        self._graphiql = graphiql
         self._context = context
         self._settings = settings
         self._persisted = persisted
@@ -126,7 +130,9 @@ class GraphQLHTTP:
         headers = request.headers
         if method == "GET" and _is_page_request(request) and _wants_html(headers):
             if self._settings.graphiql:
-                return HTMLResponse(get_graphql_ide_html(graphql_ide="graphiql"))
+                if self._graphiql is None:
+                    self._graphiql = GraphiQLPage.cdn()
+                return self._graphiql.response()
             raise _Refused(404, "NOT_FOUND", "not found")
         principal = await self._authenticate(request)  # before the body is read
         media = negotiate(headers.get("accept"))
