@@ -342,7 +342,10 @@ def test_a_subscription_over_http_is_a_request_error_pointing_to_websocket() -> 
     assert response.json() == {
         "errors": [
             {
-                "message": "subscriptions are served over WebSocket (graphql-transport-ws)",
+                "message": (
+                    "subscriptions are served over WebSocket (graphql-transport-ws) or "
+                    "Server-Sent Events (Accept: text/event-stream)"
+                ),
                 "extensions": {"code": "BAD_REQUEST"},
             }
         ]

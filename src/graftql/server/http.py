@@ -241,7 +241,10 @@ class GraphQLHTTP:
         except InvalidOperationTypeError as error:
             if error.operation_type is OperationType.SUBSCRIPTION:
                 # Not a method problem: plain HTTP has no stream to deliver events on.
-                message = "subscriptions are served over WebSocket (graphql-transport-ws)"
+                message = (
+                    "subscriptions are served over WebSocket (graphql-transport-ws) or "
+                    "Server-Sent Events (Accept: text/event-stream)"
+                )
                 failure = GraphQLError(message, extensions={"code": "BAD_REQUEST"})
                 return PreExecutionError(data=None, errors=[failure])
             raise _Refused(
