@@ -33,6 +33,7 @@ from contextlib import suppress
 from typing import Any, Protocol, cast
 
 from graphql import GraphQLError
+from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -118,6 +119,18 @@ async def _observed(handler: Any, protocol: str, handle: Callable[[], Awaitable[
         observer.websocket_closed(protocol)
 
 
+async def _closed_on_failure(websocket: AsyncWebSocketAdapter, handling: Awaitable[None]) -> None:
+    """Await ``handling`` (a message); if the connection handling itself fails, close the
+    socket with 4500: the log has the exception, the client nothing of it."""
+    try:
+        await handling
+    except WebSocketDisconnected:
+        raise
+    except Exception:
+        logger.exception("WebSocket connection failed (closed with 4500)")
+        await websocket.close(*INTERNAL_ERROR)
+
+
 def _settings(view: Any) -> WebSocketConfig:
     settings = getattr(view, "websocket_settings", None)
     return settings if isinstance(settings, WebSocketConfig) else WebSocketConfig()
@@ -148,13 +161,7 @@ class TransportWS(BaseGraphQLTransportWSHandler[Context, None]):
         if problem is not None:
             await self.handle_invalid_message(problem)
             return
-        try:
-            await super().handle_message(message)
-        except WebSocketDisconnected:
-            raise
-        except Exception:
-            logger.exception("WebSocket connection failed (closed with 4500)")
-            await self.websocket.close(*INTERNAL_ERROR)
+        await _closed_on_failure(self.websocket, super().handle_message(message))
 
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)
@@ -231,13 +238,7 @@ class LegacyGraphQLWS(BaseGraphQLWSHandler[Context, None]):
                 error["id"] = ident
             await self.websocket.send_json(error)
             return
-        try:
-            await super().handle_message(message)
-        except WebSocketDisconnected:
-            raise
-        except Exception:
-            logger.exception("WebSocket connection failed (closed with 4500)")
-            await self.websocket.close(*INTERNAL_ERROR)
+        await _closed_on_failure(self.websocket, super().handle_message(message))
 
     async def handle_start(self, message: StartMessage) -> None:
         cap = _settings(self.view).max_subscriptions

@@ -227,46 +227,45 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        # Two rounds at most: the request with the cached token (fetched first when there is
+        # none), then once more with a new token if the upstream answers 401 to that one.
         token = self._fresh()
-        if token is None:
-            async with self._lock:
-                token = self._fresh()
-                if token is None:
-                    fetch = self._fetch("missing" if self._token is None else "expiring")
-                    try:
-                        outgoing = await fetch.__anext__()
-                        while True:
-                            try:
-                                outgoing = await fetch.asend((yield outgoing))
-                            except StopAsyncIteration:
-                                break
-                    finally:
-                        await fetch.aclose()
+        rejected: _Token | None = None
+        while True:
+            if token is None:
+                async with self._lock:
+                    trigger = self._fetch_trigger(rejected)
+                    if trigger is not None:
+                        # An async generator cannot ``yield from``: relay the fetch's requests.
+                        fetch = self._fetch(trigger)
+                        try:
+                            outgoing = await fetch.__anext__()
+                            while True:
+                                try:
+                                    outgoing = await fetch.asend((yield outgoing))
+                                except StopAsyncIteration:
+                                    break
+                        finally:
+                            await fetch.aclose()
                     token = self._token
                     assert token is not None
-        request.headers["Authorization"] = f"Bearer {token.value}"
-        response = yield request
-        if response.status_code != 401:
-            return
-        async with self._lock:
-            if self._token is token:
-                self._token = None
-            renewed = self._fresh()
-            if renewed is None:
-                fetch = self._fetch("rejected")
-                try:
-                    outgoing = await fetch.__anext__()
-                    while True:
-                        try:
-                            outgoing = await fetch.asend((yield outgoing))
-                        except StopAsyncIteration:
-                            break
-                finally:
-                    await fetch.aclose()
-                renewed = self._token
-                assert renewed is not None
-        request.headers["Authorization"] = f"Bearer {renewed.value}"
-        yield request
+            request.headers["Authorization"] = f"Bearer {token.value}"
+            response = yield request
+            if response.status_code != 401 or rejected is not None:
+                return
+            rejected, token = token, None
+
+    def _fetch_trigger(self, rejected: _Token | None) -> str | None:
+        """Why a token must be fetched (the caller holds the lock), or None when a fresh one
+        is there: another call fetched it meanwhile. ``rejected``: the upstream answered 401
+        to that token; it is dropped unless another call replaced it already."""
+        if rejected is not None and self._token is rejected:
+            self._token = None
+        if self._fresh() is not None:
+            return None
+        if rejected is not None:
+            return "rejected"
+        return "missing" if self._token is None else "expiring"
 
     def sync_auth_flow(
         self, request: httpx.Request

@@ -29,7 +29,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -193,7 +193,12 @@ class ResponseCache:
                 self._emit("hit", scope)
                 return entry.response(request)
             if entry.stale_usable(now, entry.stale_while_revalidate):
-                self._refresh_later(key, request, entry, generations, policy, scope, idempotent)
+                self._refresh_later(
+                    key,
+                    lambda: self._refresh(
+                        key, request, entry, generations, policy, scope, idempotent
+                    ),
+                )
                 self._emit("stale", scope, reason="revalidating")
                 return entry.response(request)
         outgoing = _conditional(request, entry) if entry is not None else request
@@ -341,23 +346,14 @@ class ResponseCache:
 
     # -- stale-while-revalidate -----------------------------------------------------------
 
-    def _refresh_later(
-        self,
-        key: str,
-        request: httpx.Request,
-        entry: Entry,
-        generations: tuple[int, ...],
-        policy: CachePolicy,
-        scope: str,
-        idempotent: bool,
-    ) -> None:
-        """Refresh ``entry`` in the background, once however many callers see it stale."""
+    def _refresh_later(self, key: str, refresh: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``refresh()`` (``_refresh``) in the background, once however many callers see
+        ``key`` stale."""
         if key in self._refreshing:
             return
         self._refreshing.add(key)
         task = asyncio.get_running_loop().create_task(
-            self._refresh(key, request, entry, generations, policy, scope, idempotent),
-            name=f"graftql-cache-refresh-{self.name}",
+            refresh(), name=f"graftql-cache-refresh-{self.name}"
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
