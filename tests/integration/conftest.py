@@ -3,6 +3,7 @@ and a scriptable chaos upstream for the tests that need an upstream to misbehave
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 
 import pytest
@@ -44,3 +45,18 @@ def chaos() -> Iterator[ChaosUpstream]:
     with ChaosUpstream().running() as upstream:
         yield upstream
     assert upstream.errors == [], "the chaos upstream's script ran out or a Call raised"
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """configure_logging replaces the root logger's handlers and level: put them back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)

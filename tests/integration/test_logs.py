@@ -8,12 +8,10 @@ import json
 import logging
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import strawberry
 import websockets
 
@@ -70,21 +68,6 @@ def config_for(url: str, **server: Any) -> GatewayConfig:
         },
         environ=ENVIRON,
     )
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """configure_logging replaces the root logger's handlers and level: put them back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        for handler in root.handlers[:]:
-            root.removeHandler(handler)
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
 
 
 def echo_authorization(request: ReceivedRequest) -> Respond:

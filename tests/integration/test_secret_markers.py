@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import secrets
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -44,20 +42,6 @@ MARKERS = {
     "jwt_secret": marker("jwtsecret"),
     "forged_claim": marker("forgedclaim"),  # inside a client's token, never configured
 }
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        for handler in root.handlers[:]:
-            root.removeHandler(handler)
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
 
 
 class Seen:
