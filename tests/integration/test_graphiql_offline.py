@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,14 +30,12 @@ from graftql.demo.servers import ServerThread
 from graftql.errors import ConfigError
 from graftql.server import create_app
 from graftql.server.graphiql import ASSETS_PATH, page_assets
-from integration.helpers import demo_token, graphql
+from integration.helpers import GRAFTQL, demo_token, free_port_block, graphql
 from integration.node_packages import node_with_packages
-from integration.test_cli import free_port_block
 
 ROOT = Path(__file__).resolve().parents[2]
 BROWSER = ROOT / "tests" / "browser"
 ARTIFACTS = ROOT / "tests" / "artifacts"
-GRAFTQL = [sys.executable, "-m", "graftql.cli"]
 
 
 def _absent(reason: str) -> None:

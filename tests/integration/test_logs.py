@@ -21,7 +21,7 @@ from graftql.demo.servers import ServerThread
 from graftql.server import create_app
 from graftql.server.logs import RedactSecrets, configure_logging
 from graftql.testing import Call, ChaosUpstream, ReceivedRequest, Respond
-from integration.test_cli import GRAFTQL, free_port_block, wait_until_up
+from integration.helpers import GRAFTQL, free_port_block, wait_until_up
 
 TOKEN = "tok-3f9a0c7e51d24b"  # the bearer token of the upstream, a Secret in the config
 CLIENT_SECRET = "cs-77aa01bb9e"  # an OAuth2 client secret, never used in a request here

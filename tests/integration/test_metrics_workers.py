@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from graftql.testing import Call, ChaosUpstream, ReceivedRequest, Respond
-from integration.test_cli import GRAFTQL, free_port_block, wait_until_up
+from integration.helpers import GRAFTQL, free_port_block, wait_until_up
 from integration.test_metrics import scrape, value
 
 SCHEMA = """

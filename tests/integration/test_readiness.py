@@ -20,7 +20,7 @@ from graftql.demo.servers import ServerThread
 from graftql.server import create_app
 from graftql.testing import ChaosUpstream, Respond
 from integration.events_helpers import gateway_config, require_postgres, require_redis, source
-from integration.test_cli import free_port_block, run
+from integration.helpers import free_port_block, run
 from integration.test_shared_policies import RedisProxy
 
 

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,15 +29,10 @@ from integration.events_helpers import (
     require_redis,
     standard_headers,
 )
+from integration.helpers import free_port_block
 from integration.test_shared_policies import RedisProxy
 
 TESTS = str(Path(__file__).resolve().parents[1])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def write_config(path: Path, *, port: int, redis_port: int, prefix: str, inbox: Path) -> Path:
@@ -157,7 +151,7 @@ async def test_sigkill_while_webhooks_arrive_loses_nothing_and_duplicates_nothin
     are certainly stored but not yet published when the process dies."""
     proxy = RedisProxy()
     await proxy.start()
-    port = free_port()
+    port = free_port_block(1)
     inbox = tmp_path / "inbox.sqlite3"
     config = write_config(
         tmp_path / "gateway.yaml", port=port, redis_port=proxy.port, prefix=prefix, inbox=inbox
@@ -261,7 +255,7 @@ async def wait_subscribed(prefix: str, topic: str, count: int = 1) -> None:
 async def test_a_webhook_received_by_one_replica_reaches_a_subscriber_on_the_other_once(
     tmp_path: Path, prefix: str, gateways: Callable[..., Gateway]
 ) -> None:
-    ports = free_port(), free_port()
+    ports = free_port_block(1), free_port_block(1)
     replicas = []
     for i, port in enumerate(ports):
         config = write_config(

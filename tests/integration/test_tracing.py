@@ -31,7 +31,7 @@ from graftql.errors import ConfigError
 from graftql.server import create_app
 from graftql.server.logs import configure_logging
 from graftql.testing import ChaosUpstream, Respond
-from integration.test_cli import GRAFTQL, free_port_block, wait_until_up
+from integration.helpers import GRAFTQL, free_port_block, wait_until_up
 
 # A client's trace context (W3C): the gateway's server span must continue this trace.
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
