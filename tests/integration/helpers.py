@@ -3,16 +3,21 @@ the ``graftql`` command as a process."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
+import pytest
+import redis
+import redis.asyncio as aioredis
 
 from graftql import GatewaySchema
 from graftql.config import GatewayConfig, parse_config
@@ -20,6 +25,60 @@ from graftql.demo.servers import ServerThread
 from graftql.server import create_app
 
 GRAFTQL = [sys.executable, "-m", "graftql.cli"]
+REDIS = "redis://127.0.0.1:6379/0"
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Something a test needs (Redis, PostgreSQL, Node.js, ...) is not on this machine: skip
+    with the reason, except under CI=true, where it is required and its absence fails."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (required under CI=true)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_redis() -> None:
+    """Skip (fail under CI=true) unless Redis answers on 127.0.0.1:6379. Blocking: from async
+    code, ``await asyncio.to_thread(require_redis)``."""
+    client = redis.Redis.from_url(REDIS, socket_connect_timeout=0.5)
+    try:
+        client.ping()
+    except redis.RedisError:
+        unavailable("no Redis on 127.0.0.1:6379")
+    finally:
+        client.close()
+
+
+def require_postgres() -> str:
+    """The DSN of the test database; skip (fail under CI=true) unless PostgreSQL accepts it.
+    Blocking: from async code, ``await asyncio.to_thread(require_postgres)``."""
+    import asyncpg
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(POSTGRES, timeout=2)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        unavailable(f"no PostgreSQL on 127.0.0.1:5432 ({type(exc).__name__}: {exc})")
+    return POSTGRES
+
+
+def unique_prefix() -> str:
+    """A Redis key prefix of one test's own, so parallel runs never share keys."""
+    return f"graftql-test-{uuid.uuid4().hex}:"
+
+
+async def delete_keys(prefix: str, url: str = REDIS) -> None:
+    """Delete the keys a test wrote under its ``prefix`` (never FLUSHDB: others share Redis)."""
+    client = aioredis.Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 def run(

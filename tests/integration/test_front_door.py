@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 import strawberry
 import websockets
 from websockets.exceptions import InvalidStatus
@@ -28,9 +26,9 @@ from graftql.demo.servers import ServerThread
 from graftql.server import create_app
 from graftql.upstreams import SharedState
 from graftql.upstreams.limits import Rejected
+from integration.helpers import REDIS
 
 EXECUTED: list[str] = []
-REDIS = "redis://127.0.0.1:6379/0"
 LIMIT = {"rate": 0.1, "burst": 3}  # 3 at once, then one every 10 s: Retry-After is 10
 QUERY = {"query": "{ hello }"}
 PROTOCOLS = [Subprotocol("graphql-transport-ws")]
@@ -65,18 +63,6 @@ def gateway(redis: dict[str, Any] | None = None, **server: Any) -> Iterator[str]
 @pytest.fixture(autouse=True)
 def _forget() -> None:
     EXECUTED.clear()
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    """A Redis key prefix of this test's own; its keys are deleted afterwards."""
-    value = f"graftql-test-{uuid.uuid4().hex}:"
-    yield value
-    client = aioredis.Redis.from_url(REDIS)
-    keys = [key async for key in client.scan_iter(match=f"{value}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 def post(url: str, body: Any, **headers: str) -> httpx.Response:
@@ -215,8 +201,8 @@ async def test_each_websocket_operation_counts_and_shares_the_bucket_with_http()
 # -- shared through Redis ---------------------------------------------------------------------
 
 
-def test_two_replicas_share_one_limit_through_redis(prefix: str) -> None:
-    redis = {"url": REDIS, "key_prefix": prefix}
+def test_two_replicas_share_one_limit_through_redis(redis_prefix: str) -> None:
+    redis = {"url": REDIS, "key_prefix": redis_prefix}
     shared = {**LIMIT, "shared": True}
     with gateway(redis, rate_limit=shared) as a, gateway(redis, rate_limit=shared) as b:
         assert post(a, QUERY).status_code == 200
@@ -228,9 +214,9 @@ def test_two_replicas_share_one_limit_through_redis(prefix: str) -> None:
         assert EXECUTED == ["hello"] * 3
 
 
-async def test_the_shared_bucket_takes_a_weight(prefix: str) -> None:
+async def test_the_shared_bucket_takes_a_weight(redis_prefix: str) -> None:
     """The hook for cost-weighted limits: the GCRA script takes several tokens at once."""
-    state = SharedState(RedisConfig(url=REDIS, key_prefix=prefix))
+    state = SharedState(RedisConfig(url=REDIS, key_prefix=redis_prefix))
     bucket = RateLimitConfig(rate=0.1, burst=3)
     try:
         assert await state.reserve("inbound:w", bucket, 0.0, weight=2) == 0.0

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from graftql.events import MemoryBus
 from graftql.events.inbox import WebhookInbox
 from graftql.events.stores import InboxEvent, InboxStore, PostgresStore, RedisStore, SqliteStore
-from integration.events_helpers import REDIS, require_postgres, require_redis
+from integration.helpers import REDIS, require_postgres, require_redis
 
 
 @pytest.fixture(params=["sqlite", "postgres", "redis"])

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 import strawberry
 
 from graftql import GatewaySchema
@@ -27,9 +24,7 @@ from graftql.errors import CircuitOpen, UpstreamUnavailable
 from graftql.server import create_app
 from graftql.testing import ChaosUpstream, Latency, Respond
 from graftql.upstreams import Upstreams
-from integration.helpers import assert_within_rate
-
-REDIS = "redis://127.0.0.1:6379/0"
+from integration.helpers import REDIS, assert_within_rate, delete_keys, unique_prefix
 
 Replica = Callable[..., Upstreams]
 
@@ -37,7 +32,7 @@ Replica = Callable[..., Upstreams]
 @pytest.fixture
 async def replicas(chaos: ChaosUpstream) -> AsyncIterator[Replica]:
     """Make gateway replicas over one chaos upstream ``svc``; all share a fresh key prefix."""
-    prefix = f"graftql-test-{uuid.uuid4().hex}:"
+    prefix = unique_prefix()
     made: list[Upstreams] = []
 
     def replica(redis_url: str = REDIS, **svc: Any) -> Upstreams:
@@ -54,11 +49,7 @@ async def replicas(chaos: ChaosUpstream) -> AsyncIterator[Replica]:
     yield replica
     for upstreams in made:
         await upstreams.aclose()
-    client = aioredis.Redis.from_url(REDIS)
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await delete_keys(prefix)
 
 
 async def eventually(condition: Callable[[], bool]) -> None:
@@ -242,29 +233,20 @@ async def test_without_redis_each_replica_keeps_its_own_policies(
 
 
 async def test_a_hanging_redis_costs_one_timeout_not_one_per_call(
-    replicas: Replica, chaos: ChaosUpstream
+    replicas: Replica, chaos: ChaosUpstream, unanswered_port: int
 ) -> None:
     """Redis that accepts no connection (a full accept queue): the first command waits
     ``redis.timeout``; later calls skip Redis for a while instead of waiting again."""
     chaos.route("GET /i", Respond(json={}))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    filler = socket.create_connection(("127.0.0.1", port), timeout=1)
-    try:
-        upstreams = replicas(
-            f"redis://127.0.0.1:{port}/0",
-            dedup=False,
-            rate_limit={"rate": 1000, "burst": 10, "shared": True},
-        )
-        started = time.monotonic()
-        for i in range(10):
-            await upstreams.rest("svc").get("/i", params={"i": i})
-        elapsed = time.monotonic() - started
-    finally:
-        filler.close()
-        listener.close()
+    upstreams = replicas(
+        f"redis://127.0.0.1:{unanswered_port}/0",
+        dedup=False,
+        rate_limit={"rate": 1000, "burst": 10, "shared": True},
+    )
+    started = time.monotonic()
+    for i in range(10):
+        await upstreams.rest("svc").get("/i", params={"i": i})
+    elapsed = time.monotonic() - started
     assert chaos.total == 10
     assert 0.25 <= elapsed < 0.8  # one redis.timeout (0.25 s), not ten
 
@@ -364,7 +346,7 @@ async def test_shared_bucket_arithmetic() -> None:
     from graftql.upstreams.limits import Rejected
     from graftql.upstreams.shared import SharedState
 
-    prefix = f"graftql-test-{uuid.uuid4().hex}:"
+    prefix = unique_prefix()
     shared = SharedState(RedisConfig(key_prefix=prefix))
     config = RateLimitConfig(rate=10, burst=3)
     try:
