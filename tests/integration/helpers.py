@@ -65,6 +65,44 @@ def require_postgres() -> str:
     return POSTGRES
 
 
+class RedisProxy:
+    """A TCP proxy in front of the real Redis that a test can cut and restore, to lose the
+    connection the way a network partition or a Redis restart does."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", 6379)
+        self._writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except OSError:
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+
 def unique_prefix() -> str:
     """A Redis key prefix of one test's own, so parallel runs never share keys."""
     return f"graftql-test-{uuid.uuid4().hex}:"

@@ -23,7 +23,7 @@ from graftql.testing import Call, ChaosUpstream, Hang, Latency, Respond
 from graftql.testing._http import ReceivedRequest
 from graftql.upstreams import ResponseCache, Upstreams, caller, events
 from graftql.upstreams.cache_store import Entry
-from integration.helpers import REDIS, delete_keys, require_redis, unique_prefix
+from integration.helpers import REDIS, RedisProxy, delete_keys, require_redis, unique_prefix
 
 
 class Clock:
@@ -605,7 +605,6 @@ async def test_without_redis_calls_bypass_the_cache_and_succeed(
     chaos: ChaosUpstream, clock: Clock, outcomes: list[str]
 ) -> None:
     require_redis()
-    from integration.test_shared_policies import RedisProxy
 
     chaos.route("GET /items", Respond(json={"ok": True}))
     proxy = RedisProxy()

@@ -17,8 +17,7 @@ from graftql.demo.servers import ServerThread
 from graftql.server import create_app
 from graftql.testing import Call, ChaosUpstream, Respond
 from graftql.testing._http import ReceivedRequest
-from integration.helpers import require_redis, unique_prefix
-from integration.test_shared_policies import RedisProxy
+from integration.helpers import RedisProxy, require_redis, unique_prefix
 
 
 @strawberry.type

@@ -20,8 +20,7 @@ from graftql.demo.servers import ServerThread
 from graftql.server import create_app
 from graftql.testing import ChaosUpstream, Respond
 from integration.events_helpers import gateway_config, source
-from integration.helpers import free_port_block, require_postgres, require_redis, run
-from integration.test_shared_policies import RedisProxy
+from integration.helpers import RedisProxy, free_port_block, require_postgres, require_redis, run
 
 
 @strawberry.type

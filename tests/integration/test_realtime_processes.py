@@ -22,8 +22,7 @@ import websockets
 
 from graftql.events import RedisBus
 from integration.events_helpers import SECRET, payment_body, standard_headers
-from integration.helpers import REDIS, free_port_block
-from integration.test_shared_policies import RedisProxy
+from integration.helpers import REDIS, RedisProxy, free_port_block
 
 TESTS = str(Path(__file__).resolve().parents[1])
 
