@@ -18,6 +18,7 @@ import httpx
 import pytest
 import redis
 import redis.asyncio as aioredis
+from prometheus_client.parser import text_string_to_metric_families
 
 from graftql import GatewaySchema
 from graftql.config import GatewayConfig, parse_config
@@ -183,6 +184,24 @@ def serve(
         {"schema": "tests:schema", "server": server, "upstreams": dict(upstreams or {})}
     )
     return ServerThread(create_app(config, schema))
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(url: str) -> Samples:
+    response = httpx.get(f"{url}/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def reset(services: Mapping[str, str]) -> None:

@@ -17,7 +17,6 @@ import httpx
 import pytest
 import strawberry
 import websockets
-from prometheus_client.parser import text_string_to_metric_families
 
 from graftql import Context, Fallback, GatewaySchema
 from graftql.config import parse_config
@@ -25,23 +24,7 @@ from graftql.demo.servers import ServerThread
 from graftql.server import create_app
 from graftql.testing import ChaosUpstream, Latency, Respond
 from graftql.upstreams import events
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(url: str) -> Samples:
-    response = httpx.get(f"{url}/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    samples: Samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+from integration.helpers import Samples, scrape, value
 
 
 class Scrapes:

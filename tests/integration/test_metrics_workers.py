@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 
 from graftql.testing import Call, ChaosUpstream, ReceivedRequest, Respond
-from integration.helpers import GRAFTQL, free_port_block, wait_until_up
-from integration.test_metrics import scrape, value
+from integration.helpers import GRAFTQL, free_port_block, scrape, value, wait_until_up
 
 SCHEMA = """
 import strawberry

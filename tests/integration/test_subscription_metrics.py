@@ -20,7 +20,7 @@ from graftql import GatewaySchema
 from graftql.config import parse_config
 from graftql.demo.servers import ServerThread
 from graftql.server import create_app
-from integration.test_metrics import Samples, scrape, value
+from integration.helpers import Samples, scrape, value
 
 ACTIVE = "graftql_subscriptions_active"
 EVENTS = "graftql_subscription_events_total"
