@@ -4,13 +4,15 @@ the ``graftql`` command as a process."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -18,7 +20,10 @@ import httpx
 import pytest
 import redis
 import redis.asyncio as aioredis
+import websockets
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
 
 from graftql import GatewaySchema
 from graftql.config import GatewayConfig, parse_config
@@ -169,6 +174,28 @@ def wait_until_up(url: str, process: subprocess.Popen[str], timeout: float = 30)
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url} did not come up")
+
+
+def ws_url(http_url: str) -> str:
+    """The GraphQL WebSocket URL of a gateway served at ``http://127.0.0.1:PORT``."""
+    return http_url.replace("http://", "ws://") + "/graphql"
+
+
+@asynccontextmanager
+async def ws_connected(
+    http_url: str, payload: Mapping[str, Any] | None = None, **connect: Any
+) -> AsyncIterator[ClientConnection]:
+    """A graphql-transport-ws connection to the gateway at ``http_url``, initialised (with
+    ``payload`` in connection_init when given) and acknowledged; ``connect`` goes to
+    ``websockets.connect`` (e.g. ``additional_headers``, ``origin``)."""
+    protocols = [Subprotocol("graphql-transport-ws")]
+    async with websockets.connect(ws_url(http_url), subprotocols=protocols, **connect) as ws:
+        init: dict[str, Any] = {"type": "connection_init"}
+        if payload is not None:
+            init["payload"] = payload
+        await ws.send(json.dumps(init))
+        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        yield ws
 
 
 def start_gateway(config: GatewayConfig) -> ServerThread:

@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 import strawberry
-import websockets
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
@@ -26,7 +25,7 @@ from graftql.demo.servers import ServerThread
 from graftql.server import create_app
 from graftql.upstreams import SharedState
 from graftql.upstreams.limits import Rejected
-from integration.helpers import REDIS
+from integration.helpers import REDIS, ws_connected
 
 EXECUTED: list[str] = []
 LIMIT = {"rate": 0.1, "burst": 3}  # 3 at once, then one every 10 s: Retry-After is 10
@@ -178,10 +177,7 @@ async def test_each_websocket_operation_counts_and_shares_the_bucket_with_http()
         async with httpx.AsyncClient() as client:
             response = await client.post(f"{url}/graphql", json=QUERY)
             assert response.status_code == 200
-        ws_url = url.replace("http://", "ws://") + "/graphql"
-        async with websockets.connect(ws_url, subprotocols=PROTOCOLS) as ws:
-            await ws.send(json.dumps({"type": "connection_init"}))
-            assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        async with ws_connected(url) as ws:
             for op in ("1", "2"):
                 assert await subscribe(ws, op) == [
                     {"id": op, "type": "next", "payload": {"data": {"hello": "world"}}},
@@ -305,11 +301,8 @@ def test_without_server_cors_there_are_no_cors_headers() -> None:
 
 async def handshake(url: str, **kwargs: Any) -> int:
     """The handshake's outcome: 101 when the WebSocket opened, else the HTTP status."""
-    ws_url = url.replace("http://", "ws://") + "/graphql"
     try:
-        async with websockets.connect(ws_url, subprotocols=PROTOCOLS, **kwargs) as ws:
-            await ws.send(json.dumps({"type": "connection_init"}))
-            assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        async with ws_connected(url, **kwargs):
             return 101
     except InvalidStatus as refused:
         return refused.response.status_code

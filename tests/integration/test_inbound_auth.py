@@ -33,7 +33,7 @@ from websockets.typing import Subprotocol
 from graftql import Context, GatewaySchema
 from graftql.demo.servers import ServerThread
 from graftql.upstreams import caller
-from integration.helpers import serve
+from integration.helpers import serve, ws_connected
 
 PROTOCOLS = [Subprotocol("graphql-transport-ws")]
 ISSUER = "https://id.example.test/"
@@ -600,13 +600,9 @@ async def test_a_websocket_closes_with_4403_when_its_token_expires(
     key_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with serve(SCHEMA, auth=rs256(key_file, leeway=0)) as server:
-        ws_url = server.url.replace("http://", "ws://") + "/graphql"
         expires = int(time.time()) + 4
         expiring = sign(KEY, exp=expires)
-        async with websockets.connect(ws_url, subprotocols=PROTOCOLS) as ws:
-            init = {"Authorization": f"Bearer {expiring}"}
-            await ws.send(json.dumps({"type": "connection_init", "payload": init}))
-            assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        async with ws_connected(server.url, {"Authorization": f"Bearer {expiring}"}) as ws:
             await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": ME}))
             assert json.loads(await ws.recv())["payload"] == {"data": {"me": "user-1"}}
             assert json.loads(await ws.recv()) == {"id": "1", "type": "complete"}

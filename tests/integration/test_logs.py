@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import strawberry
-import websockets
 
 from graftql import Context, GatewaySchema
 from graftql.config import GatewayConfig, parse_config
@@ -21,7 +20,7 @@ from graftql.demo.servers import ServerThread
 from graftql.server import create_app
 from graftql.server.logs import RedactSecrets, configure_logging
 from graftql.testing import Call, ChaosUpstream, ReceivedRequest, Respond
-from integration.helpers import GRAFTQL, free_port_block, wait_until_up
+from integration.helpers import GRAFTQL, free_port_block, wait_until_up, ws_connected
 
 TOKEN = "tok-3f9a0c7e51d24b"  # the bearer token of the upstream, a Secret in the config
 CLIENT_SECRET = "cs-77aa01bb9e"  # an OAuth2 client secret, never used in a request here
@@ -129,14 +128,8 @@ def test_websocket_operations_log_the_connections_request_id(
     configure_logging(config, "info", stream=stream)
 
     async def two_queries(url: str) -> str:
-        ws_url = url.replace("http://", "ws://") + "/graphql"
-        protocols: Any = ["graphql-transport-ws"]
         headers = {"x-request-id": "ws-7"}
-        async with websockets.connect(
-            ws_url, subprotocols=protocols, additional_headers=headers
-        ) as ws:
-            await ws.send(json.dumps({"type": "connection_init"}))
-            assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        async with ws_connected(url, additional_headers=headers) as ws:
             for op in ("1", "2"):
                 payload = {"query": "query Hi { hello }"}
                 await ws.send(json.dumps({"id": op, "type": "subscribe", "payload": payload}))

@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 import strawberry
-import websockets
 
 from graftql import Context, Fallback, GatewaySchema
 from graftql.config import parse_config
@@ -24,7 +23,7 @@ from graftql.demo.servers import ServerThread
 from graftql.server import create_app
 from graftql.testing import ChaosUpstream, Latency, Respond
 from graftql.upstreams import events
-from integration.helpers import Samples, scrape, value
+from integration.helpers import Samples, scrape, value, ws_connected
 
 
 class Scrapes:
@@ -291,11 +290,7 @@ def test_operations_are_counted_once_each_over_http_and_websocket(chaos: ChaosUp
         assert get.status_code == 405  # a mutation over GET runs nothing
 
         async def over_websocket() -> list[dict[str, Any]]:
-            ws_url = url.replace("http://", "ws://") + "/graphql"
-            protocols: Any = ["graphql-transport-ws"]
-            async with websockets.connect(ws_url, subprotocols=protocols) as ws:
-                await ws.send(json.dumps({"type": "connection_init"}))
-                assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+            async with ws_connected(url) as ws:
                 received = []
                 for op, query in (("1", "{ hello }"), ("2", "subscription { ticks }")):
                     payload = {"query": query}

@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 import strawberry
-import websockets
 
 from graftql import Context, Fallback, GatewaySchema, LoaderRegistry
 from graftql.config import BreakerConfig, UpstreamConfig, parse_config
@@ -30,7 +29,7 @@ from graftql.server import create_app
 from graftql.testing import ChaosUpstream, Hang, Latency, Respond, RetryAfter
 from graftql.upstreams import GraphQLUpstream, RestUpstream, Upstreams, deadline, events
 from graftql.upstreams.breaker import CircuitBreaker
-from integration.helpers import assert_within_rate, graphql
+from integration.helpers import assert_within_rate, graphql, ws_connected
 
 
 def rest(url: str, **settings: Any) -> RestUpstream:
@@ -199,10 +198,7 @@ async def test_a_websocket_query_has_the_same_deadline(
     gateway_with_deadline: str, chaos: ChaosUpstream
 ) -> None:
     chaos.route("GET /slow", Hang())
-    url = gateway_with_deadline.replace("http://", "ws://") + "/graphql"
-    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
-        await ws.send(json.dumps({"type": "connection_init"}))
-        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+    async with ws_connected(gateway_with_deadline) as ws:
         started = time.monotonic()
         subscribe = {"id": "1", "type": "subscribe", "payload": {"query": "{ slow fast }"}}
         await ws.send(json.dumps(subscribe))
