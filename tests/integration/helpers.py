@@ -203,13 +203,19 @@ def start_gateway(config: GatewayConfig) -> ServerThread:
 
 
 def serve(
-    schema: GatewaySchema, *, upstreams: Mapping[str, Any] | None = None, **server: Any
+    schema: GatewaySchema,
+    *,
+    upstreams: Mapping[str, Any] | None = None,
+    blocks: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **server: Any,
 ) -> ServerThread:
-    """A gateway for ``schema`` on a loopback port (use it as a context manager); ``server``
-    and ``upstreams`` are gateway.yaml's blocks as plain data."""
-    config = parse_config(
-        {"schema": "tests:schema", "server": server, "upstreams": dict(upstreams or {})}
-    )
+    """A gateway for ``schema`` on a loopback port (use it as a context manager, or call
+    ``.start()``); ``server`` and ``upstreams`` are gateway.yaml's blocks as plain data,
+    ``blocks`` any other top-level blocks (``redis``, ``cache``, ...), ``environ`` where
+    ``${VAR}`` references come from (default: the process environment)."""
+    document = {"schema": "tests:schema", "server": server, "upstreams": dict(upstreams or {})}
+    config = parse_config({**document, **(blocks or {})}, environ=environ)
     return ServerThread(create_app(config, schema))
 
 

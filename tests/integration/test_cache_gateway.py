@@ -12,12 +12,9 @@ import strawberry
 from prometheus_client.parser import text_string_to_metric_families
 
 from graftql import Context, GatewaySchema
-from graftql.config import parse_config
-from graftql.demo.servers import ServerThread
-from graftql.server import create_app
 from graftql.testing import Call, ChaosUpstream, Respond
 from graftql.testing._http import ReceivedRequest
-from integration.helpers import RedisProxy, require_redis, unique_prefix
+from integration.helpers import RedisProxy, require_redis, serve, unique_prefix
 
 
 @strawberry.type
@@ -46,8 +43,7 @@ def echo_authorization(request: ReceivedRequest) -> Respond:
 @contextmanager
 def gateway(chaos: ChaosUpstream, **top: Any) -> Iterator[str]:
     svc = {"kind": "rest", "url": chaos.url, "cache": {"ttl": 60}}
-    config = parse_config({"schema": "tests:unused", "upstreams": {"svc": svc}, **top})
-    with ServerThread(create_app(config, SCHEMA)) as server:
+    with serve(SCHEMA, upstreams={"svc": svc}, blocks=top) as server:
         yield server.url
 
 

@@ -20,12 +20,10 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from graftql import GatewaySchema
-from graftql.config import RateLimitConfig, RedisConfig, parse_config
-from graftql.demo.servers import ServerThread
-from graftql.server import create_app
+from graftql.config import RateLimitConfig, RedisConfig
 from graftql.upstreams import SharedState
 from graftql.upstreams.limits import Rejected
-from integration.helpers import REDIS, ws_connected
+from integration.helpers import REDIS, serve, ws_connected
 
 EXECUTED: list[str] = []
 LIMIT = {"rate": 0.1, "burst": 3}  # 3 at once, then one every 10 s: Retry-After is 10
@@ -51,11 +49,9 @@ class Mutation:
 
 @contextmanager
 def gateway(redis: dict[str, Any] | None = None, **server: Any) -> Iterator[str]:
-    document: dict[str, Any] = {"schema": "tests:unused", "server": server}
-    if redis is not None:
-        document["redis"] = redis
+    blocks = {"redis": redis} if redis is not None else None
     schema = GatewaySchema(query=Query, mutation=Mutation)
-    with ServerThread(create_app(parse_config(document), schema)) as thread:
+    with serve(schema, blocks=blocks, **server) as thread:
         yield thread.url
 
 

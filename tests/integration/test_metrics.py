@@ -18,12 +18,9 @@ import pytest
 import strawberry
 
 from graftql import Context, Fallback, GatewaySchema
-from graftql.config import parse_config
-from graftql.demo.servers import ServerThread
-from graftql.server import create_app
 from graftql.testing import ChaosUpstream, Latency, Respond
 from graftql.upstreams import events
-from integration.helpers import Samples, scrape, value, ws_connected
+from integration.helpers import Samples, scrape, serve, value, ws_connected
 
 
 class Scrapes:
@@ -103,8 +100,7 @@ SCHEMA = GatewaySchema(query=Query, mutation=Mutation, subscription=Subscription
 @contextmanager
 def gateway(chaos: ChaosUpstream, **svc: Any) -> Iterator[str]:
     settings = {"kind": "rest", "url": chaos.url, "retry": {"base_delay": 0.01}, **svc}
-    config = parse_config({"schema": "tests:unused", "upstreams": {"svc": settings}})
-    with ServerThread(create_app(config, SCHEMA)) as server:
+    with serve(SCHEMA, upstreams={"svc": settings}) as server:
         yield server.url
 
 
@@ -260,11 +256,8 @@ def test_token_fetches_and_failures_are_counted(chaos: ChaosUpstream) -> None:
         "client_secret": "${METRICS_TEST_SECRET}",
     }
     settings = {"kind": "rest", "url": chaos.url, "auth": auth, "dedup": False}
-    config = parse_config(
-        {"schema": "tests:unused", "upstreams": {"svc": settings}},
-        environ={"METRICS_TEST_SECRET": "client-secret-value"},
-    )
-    with ServerThread(create_app(config, SCHEMA)) as server:
+    environ = {"METRICS_TEST_SECRET": "client-secret-value"}
+    with serve(SCHEMA, upstreams={"svc": settings}, environ=environ) as server:
         scrapes = Scrapes(server.url)
         assert post(server.url, "{ item(i: 1) }") == {"data": {"item": "{}"}}
         failed = post(server.url, "{ item(i: 2) }")
@@ -340,9 +333,6 @@ def test_events_of_upstreams_not_in_the_configuration_are_not_counted(
 
 def test_metrics_can_be_turned_off(chaos: ChaosUpstream) -> None:
     settings = {"kind": "rest", "url": chaos.url}
-    config = parse_config(
-        {"schema": "tests:unused", "server": {"metrics": False}, "upstreams": {"svc": settings}}
-    )
-    with ServerThread(create_app(config, SCHEMA)) as server:
+    with serve(SCHEMA, upstreams={"svc": settings}, metrics=False) as server:
         assert httpx.get(f"{server.url}/metrics").status_code == 404
         assert post(server.url, "{ hello }") == {"data": {"hello": "hello"}}

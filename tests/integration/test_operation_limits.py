@@ -19,10 +19,8 @@ import pytest
 import strawberry
 
 from graftql import GatewaySchema
-from graftql.config import parse_config
 from graftql.demo.servers import ServerThread
-from graftql.server import create_app
-from integration.helpers import ws_connected
+from integration.helpers import serve, ws_connected
 
 RESOLVED: list[str] = []
 
@@ -61,8 +59,7 @@ class Query:
 
 
 def start(env: str) -> ServerThread:
-    config = parse_config({"schema": "tests:unused", "server": {"env": env}})
-    return ServerThread(create_app(config, GatewaySchema(query=Query))).start()
+    return serve(GatewaySchema(query=Query), env=env).start()
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,9 @@ import websockets
 from graphql import GraphQLError
 
 from graftql import Context, GatewaySchema, LoaderRegistry
-from graftql.config import parse_config
 from graftql.demo.servers import ServerThread
-from graftql.server import create_app
 from graftql.testing import Behaviour, ChaosUpstream, Respond
-from integration.helpers import graphql
+from integration.helpers import graphql, serve
 
 loaders = LoaderRegistry()
 BATCHES: list[list[str]] = []
@@ -60,14 +58,8 @@ SCHEMA = GatewaySchema(query=Query, loaders=loaders)
 
 
 def start(url: str, env: str) -> ServerThread:
-    config = parse_config(
-        {
-            "schema": "tests:unused",
-            "server": {"env": env},
-            "upstreams": {"remote": {"kind": "graphql", "url": f"{url}/graphql", "timeout": 2}},
-        }
-    )
-    return ServerThread(create_app(config, SCHEMA)).start()
+    remote = {"kind": "graphql", "url": f"{url}/graphql", "timeout": 2}
+    return serve(SCHEMA, upstreams={"remote": remote}, env=env).start()
 
 
 @pytest.fixture

@@ -19,12 +19,17 @@ import strawberry
 
 from graftql import GatewaySchema
 from graftql.config import parse_config
-from graftql.demo.servers import ServerThread
 from graftql.errors import CircuitOpen, UpstreamUnavailable
-from graftql.server import create_app
 from graftql.testing import ChaosUpstream, Latency, Respond
 from graftql.upstreams import Upstreams
-from integration.helpers import REDIS, RedisProxy, assert_within_rate, delete_keys, unique_prefix
+from integration.helpers import (
+    REDIS,
+    RedisProxy,
+    assert_within_rate,
+    delete_keys,
+    serve,
+    unique_prefix,
+)
 
 Replica = Callable[..., Upstreams]
 
@@ -282,14 +287,10 @@ def test_readyz_shows_redis_without_depending_on_it(
     chaos: ChaosUpstream, redis_url: str, shown: str
 ) -> None:
     chaos.route("GET /", Respond(json={}))  # the readiness probe of svc
-    config = parse_config(
-        {
-            "schema": "tests:unused",
-            "redis": {"url": redis_url},
-            "upstreams": {"svc": {"kind": "rest", "url": chaos.url, "breaker": {"shared": True}}},
-        }
-    )
-    with ServerThread(create_app(config, GatewaySchema(query=Query))) as server:
+    svc = {"kind": "rest", "url": chaos.url, "breaker": {"shared": True}}
+    with serve(
+        GatewaySchema(query=Query), upstreams={"svc": svc}, blocks={"redis": {"url": redis_url}}
+    ) as server:
         ready = httpx.get(f"{server.url}/readyz")
     assert ready.status_code == 200
     assert ready.json()["redis"] == shown

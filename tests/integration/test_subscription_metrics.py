@@ -17,10 +17,7 @@ import strawberry
 import websockets
 
 from graftql import GatewaySchema
-from graftql.config import parse_config
-from graftql.demo.servers import ServerThread
-from graftql.server import create_app
-from integration.helpers import Samples, scrape, value
+from integration.helpers import Samples, scrape, serve, value
 
 ACTIVE = "graftql_subscriptions_active"
 EVENTS = "graftql_subscription_events_total"
@@ -47,8 +44,7 @@ SCHEMA = GatewaySchema(query=Query, subscription=Subscription)
 
 @contextmanager
 def gateway() -> Iterator[str]:
-    config = parse_config({"schema": "tests:unused"})
-    with ServerThread(create_app(config, SCHEMA)) as server:
+    with serve(SCHEMA) as server:
         yield server.url
 
 
