@@ -20,6 +20,7 @@ from graftql.config import parse_config
 from graftql.demo.servers import ServerThread
 from graftql.errors import ConfigError
 from graftql.server import create_app
+from integration import helpers
 from integration.helpers import ws_connected
 
 GQL = "application/graphql-response+json"
@@ -55,8 +56,8 @@ def apq(digest: str) -> dict[str, Any]:
 
 
 def serve(**persisted: Any) -> ServerThread:
-    config = parse_config({"schema": "tests:unused", "server": {"persisted_operations": persisted}})
-    return ServerThread(create_app(config, GatewaySchema(query=Query, mutation=Mutation)))
+    schema = GatewaySchema(query=Query, mutation=Mutation)
+    return helpers.serve(schema, persisted_operations=persisted)
 
 
 @pytest.fixture(autouse=True)
