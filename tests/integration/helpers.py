@@ -29,6 +29,7 @@ from graftql import GatewaySchema
 from graftql.config import GatewayConfig, parse_config
 from graftql.demo.servers import ServerThread
 from graftql.server import create_app
+from graftql.testing import ReceivedRequest, Respond
 
 GRAFTQL = [sys.executable, "-m", "graftql.cli"]
 REDIS = "redis://127.0.0.1:6379/0"
@@ -235,6 +236,11 @@ def scrape(url: str) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def echo_authorization(request: ReceivedRequest) -> Respond:
+    """A chaos upstream's answer that says which credential the call carried (None: none)."""
+    return Respond(json={"for": request.headers.get("authorization")})
 
 
 def reset(services: Mapping[str, str]) -> None:

@@ -23,7 +23,14 @@ from graftql.testing import Call, ChaosUpstream, Hang, Latency, Respond
 from graftql.testing._http import ReceivedRequest
 from graftql.upstreams import ResponseCache, Upstreams, caller, events
 from graftql.upstreams.cache_store import Entry
-from integration.helpers import REDIS, RedisProxy, delete_keys, require_redis, unique_prefix
+from integration.helpers import (
+    REDIS,
+    RedisProxy,
+    delete_keys,
+    echo_authorization,
+    require_redis,
+    unique_prefix,
+)
 
 
 class Clock:
@@ -104,10 +111,6 @@ def outcomes() -> Iterator[list[str]]:
     events.listen(listener)
     yield seen
     events.unlisten(listener)
-
-
-def echo_authorization(request: ReceivedRequest) -> Respond:
-    return Respond(json={"for": request.headers.get("authorization")})
 
 
 # -- isolation ---------------------------------------------------------------------------------

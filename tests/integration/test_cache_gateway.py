@@ -13,8 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from graftql import Context, GatewaySchema
 from graftql.testing import Call, ChaosUpstream, Respond
-from graftql.testing._http import ReceivedRequest
-from integration.helpers import RedisProxy, require_redis, serve, unique_prefix
+from integration.helpers import RedisProxy, echo_authorization, require_redis, serve, unique_prefix
 
 
 @strawberry.type
@@ -34,10 +33,6 @@ class Query:
 
 
 SCHEMA = GatewaySchema(query=Query)
-
-
-def echo_authorization(request: ReceivedRequest) -> Respond:
-    return Respond(json={"for": request.headers.get("authorization")})
 
 
 @contextmanager

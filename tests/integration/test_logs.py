@@ -69,7 +69,7 @@ def config_for(url: str, **server: Any) -> GatewayConfig:
     )
 
 
-def echo_authorization(request: ReceivedRequest) -> Respond:
+def leak_authorization(request: ReceivedRequest) -> Respond:
     """A badly behaved upstream: its error page repeats the credentials it was sent."""
     return Respond(500, json={"error": "boom", "you_sent": request.headers["authorization"]})
 
@@ -170,7 +170,7 @@ def test_secrets_and_bearer_tokens_never_reach_the_log(
 ) -> None:
     """Whatever logs them, however: graftql's upstream error line with the upstream's echo of
     the Authorization header, and code that logs secrets outright."""
-    chaos.route("GET /item", Call(echo_authorization))
+    chaos.route("GET /item", Call(leak_authorization))
     stream = io.StringIO()
     config = config_for(chaos.url, log_format="json")
     configure_logging(config, "debug", stream=stream)
