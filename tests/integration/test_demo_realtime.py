@@ -20,7 +20,7 @@ from graftql.demo.runner import demo_config, demo_environment
 from graftql.demo.servers import ServerThread
 from graftql.demo.services import DemoCredentials, build_apps
 from graftql.server import create_app
-from integration.helpers import demo_token
+from integration.helpers import demo_token, ws_url
 
 
 class Demo:
@@ -59,9 +59,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
 async def subscribe(url: str, query: str, variables: dict[str, Any], *, as_: str) -> Any:
     """Subscribe as the demo's ``customer`` (Ada, c1) or ``staff``: the demo's subscriptions
     follow only what the caller may read."""
-    ws = await websockets.connect(
-        url.replace("http://", "ws://") + "/graphql", subprotocols=["graphql-transport-ws"]
-    )
+    ws = await websockets.connect(ws_url(url), subprotocols=["graphql-transport-ws"])
     init = {"Authorization": f"Bearer {demo_token(as_)}"}
     await ws.send(json.dumps({"type": "connection_init", "payload": init}))
     assert json.loads(await ws.recv())["type"] == "connection_ack"

@@ -33,7 +33,7 @@ from websockets.typing import Subprotocol
 from graftql import Context, GatewaySchema
 from graftql.demo.servers import ServerThread
 from graftql.upstreams import caller
-from integration.helpers import serve, ws_connected
+from integration.helpers import serve, ws_connected, ws_url
 
 PROTOCOLS = [Subprotocol("graphql-transport-ws")]
 ISSUER = "https://id.example.test/"
@@ -398,8 +398,7 @@ def test_every_rejection_is_audited_without_the_token(
 
 async def ws_me(url: str, payload: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """The answer to ``{ me }`` over graphql-transport-ws, or the close code when closed."""
-    ws_url = url.replace("http://", "ws://") + "/graphql"
-    async with websockets.connect(ws_url, subprotocols=PROTOCOLS, **kwargs) as ws:
+    async with websockets.connect(ws_url(url), subprotocols=PROTOCOLS, **kwargs) as ws:
         init: dict[str, Any] = {"type": "connection_init"}
         if payload is not None:
             init["payload"] = payload

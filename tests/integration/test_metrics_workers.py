@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from graftql.testing import Call, ChaosUpstream, ReceivedRequest, Respond
-from integration.helpers import GRAFTQL, free_port_block, scrape, value, wait_until_up
+from integration.helpers import GRAFTQL, free_port_block, scrape, value, wait_until_up, ws_url
 
 SCHEMA = """
 import strawberry
@@ -199,7 +199,7 @@ def test_two_workers_add_up_their_subscriptions_and_connections(tmp_path: Path) 
             # Each subscription on a connection of its own, until both workers run some.
             while len(sockets) < 40:
                 socket = await websockets.connect(
-                    base.replace("http://", "ws://") + "/graphql",
+                    ws_url(base),
                     subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
                 )
                 sockets.append(socket)

@@ -22,7 +22,7 @@ import websockets
 
 from graftql.events import RedisBus
 from integration.events_helpers import SECRET, payment_body, standard_headers
-from integration.helpers import REDIS, RedisProxy, free_port_block
+from integration.helpers import REDIS, RedisProxy, free_port_block, ws_url
 
 TESTS = str(Path(__file__).resolve().parents[1])
 
@@ -202,9 +202,7 @@ async def test_sigkill_while_webhooks_arrive_loses_nothing_and_duplicates_nothin
 
 
 async def ws_subscribe(url: str, topic: str) -> Any:
-    ws = await websockets.connect(
-        url.replace("http://", "ws://") + "/graphql", subprotocols=["graphql-transport-ws"]
-    )
+    ws = await websockets.connect(ws_url(url), subprotocols=["graphql-transport-ws"])
     await ws.send(json.dumps({"type": "connection_init"}))
     assert json.loads(await ws.recv())["type"] == "connection_ack"
     await ws.send(

@@ -28,6 +28,7 @@ from graftql.demo.servers import ServerThread
 from graftql.demo.services import DemoCredentials, build_apps
 from graftql.server import create_app
 from graftql.server.logs import configure_logging
+from integration.helpers import ws_url
 
 
 def marker(name: str) -> str:
@@ -61,9 +62,10 @@ class Seen:
 
 async def ws_exchange(url: str, payload: dict[str, Any]) -> str:
     """What the client saw: every message, or the close code and reason."""
-    ws_url = url.replace("http://", "ws://") + "/graphql"
     seen: list[str] = []
-    async with websockets.connect(ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+    async with websockets.connect(
+        ws_url(url), subprotocols=[Subprotocol("graphql-transport-ws")]
+    ) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
         try:
             seen.append(str(await ws.recv()))
