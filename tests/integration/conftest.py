@@ -3,7 +3,10 @@ and a scriptable chaos upstream for the tests that need an upstream to misbehave
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator, Iterator, Mapping
 
 import pytest
 
@@ -13,6 +16,7 @@ from graftql.demo.servers import ServerThread
 from graftql.demo.services import DemoCredentials
 from graftql.server import create_app
 from graftql.testing import ChaosUpstream
+from integration.helpers import delete_keys, require_redis, unique_prefix
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +48,44 @@ def chaos() -> Iterator[ChaosUpstream]:
     with ChaosUpstream().running() as upstream:
         yield upstream
     assert upstream.errors == [], "the chaos upstream's script ran out or a Call raised"
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """configure_logging replaces the root logger's handlers and level: put them back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A Redis key prefix of this test's own (Redis required: skip, or fail under CI=true);
+    its keys are deleted afterwards."""
+    await asyncio.to_thread(require_redis)
+    prefix = unique_prefix()
+    yield prefix
+    await delete_keys(prefix)
+
+
+@pytest.fixture
+def unanswered_port() -> Iterator[int]:
+    """A port whose listener never accepts and whose accept queue is full: a SYN to it goes
+    unanswered, as with a host that drops packets (or a Redis that hangs)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=1)  # takes the only slot
+    try:
+        yield port
+    finally:
+        filler.close()
+        listener.close()

@@ -16,8 +16,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import orjson
-import pytest
-import redis
 import strawberry
 from strawberry.scalars import JSON
 
@@ -30,7 +28,6 @@ from graftql.server import create_app
 
 SECRET = "whsec_" + base64.b64encode(b"graftql test secret 0123456789").decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"graftql previous secret").decode()
-REDIS = "redis://127.0.0.1:6379/0"
 
 
 @strawberry.type
@@ -127,29 +124,3 @@ def running(config: Any, **kwargs: Any) -> Iterator[tuple[ServerThread, Any]]:
     app = create_app(config, SCHEMA, **kwargs)
     with ServerThread(app) as server:
         yield server, app
-
-
-def require_redis() -> None:
-    try:
-        redis.Redis.from_url(REDIS, socket_connect_timeout=0.5).ping()
-    except redis.RedisError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Redis on 127.0.0.1:6379 is required in CI")
-        pytest.skip("no Redis on 127.0.0.1:6379")
-
-
-def require_postgres() -> str:
-    dsn = "postgresql://postgres@127.0.0.1:5432/test"
-    import asyncpg
-
-    async def probe() -> None:
-        conn = await asyncpg.connect(dsn, timeout=2)
-        await conn.close()
-
-    try:
-        asyncio.run(probe())
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is required in CI ({exc})")
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 ({type(exc).__name__})")
-    return dsn

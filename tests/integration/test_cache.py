@@ -7,11 +7,9 @@ Time is an injected clock moved by hand: no test sleeps for a TTL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -25,23 +23,14 @@ from graftql.testing import Call, ChaosUpstream, Hang, Latency, Respond
 from graftql.testing._http import ReceivedRequest
 from graftql.upstreams import ResponseCache, Upstreams, caller, events
 from graftql.upstreams.cache_store import Entry
-
-REDIS = "redis://127.0.0.1:6379/0"
-
-
-def _redis_up() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
-
-
-def need_redis() -> None:
-    if not _redis_up():
-        if os.environ.get("CI") == "true":
-            pytest.fail("Redis is not running on 127.0.0.1:6379 (required in CI)")
-        pytest.skip("Redis is not running on 127.0.0.1:6379")
+from integration.helpers import (
+    REDIS,
+    RedisProxy,
+    delete_keys,
+    echo_authorization,
+    require_redis,
+    unique_prefix,
+)
 
 
 class Clock:
@@ -63,7 +52,7 @@ Make = Callable[..., Upstreams]
 @pytest.fixture(params=["memory", "redis"])
 def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "redis":
-        need_redis()
+        require_redis()
     return str(request.param)
 
 
@@ -76,7 +65,7 @@ def clock() -> Clock:
 async def make(chaos: ChaosUpstream, backend: str, clock: Clock) -> AsyncIterator[Make]:
     """Gateways' upstreams over one chaos upstream ``svc`` (kind ``rest`` unless given), with
     ``cache`` as its cache block; all share a fresh Redis key prefix and the test's clock."""
-    prefix = f"graftql-test-{uuid.uuid4().hex}:"
+    prefix = unique_prefix()
     made: list[Upstreams] = []
 
     def make(cache: dict[str, Any] | None = None, **svc: Any) -> Upstreams:
@@ -100,15 +89,8 @@ async def make(chaos: ChaosUpstream, backend: str, clock: Clock) -> AsyncIterato
     yield make
     for upstreams in made:
         await upstreams.aclose()
-    client = aioredis.Redis.from_url(REDIS)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-    except OSError:
-        pass
-    finally:
-        await client.aclose()
+    with contextlib.suppress(OSError):
+        await delete_keys(prefix)
 
 
 def cache_of(upstreams: Upstreams) -> ResponseCache:
@@ -129,10 +111,6 @@ def outcomes() -> Iterator[list[str]]:
     events.listen(listener)
     yield seen
     events.unlisten(listener)
-
-
-def echo_authorization(request: ReceivedRequest) -> Respond:
-    return Respond(json={"for": request.headers.get("authorization")})
 
 
 # -- isolation ---------------------------------------------------------------------------------
@@ -629,8 +607,7 @@ def test_the_memory_backend_keeps_at_most_max_bytes() -> None:
 async def test_without_redis_calls_bypass_the_cache_and_succeed(
     chaos: ChaosUpstream, clock: Clock, outcomes: list[str]
 ) -> None:
-    need_redis()
-    from integration.test_shared_policies import RedisProxy
+    require_redis()
 
     chaos.route("GET /items", Respond(json={"ok": True}))
     proxy = RedisProxy()
@@ -638,7 +615,7 @@ async def test_without_redis_calls_bypass_the_cache_and_succeed(
     config = parse_config(
         {
             "schema": "tests:unused",
-            "redis": {"url": f"redis://127.0.0.1:{proxy.port}/0", "key_prefix": _prefix()},
+            "redis": {"url": f"redis://127.0.0.1:{proxy.port}/0", "key_prefix": unique_prefix()},
             "upstreams": {"svc": {"kind": "rest", "url": chaos.url, "cache": {"backend": "redis"}}},
         }
     )
@@ -660,20 +637,18 @@ async def test_without_redis_calls_bypass_the_cache_and_succeed(
 
 
 async def test_a_hanging_redis_costs_one_timeout_then_calls_bypass_it(
-    chaos: ChaosUpstream, outcomes: list[str], caplog: pytest.LogCaptureFixture
+    chaos: ChaosUpstream,
+    outcomes: list[str],
+    caplog: pytest.LogCaptureFixture,
+    unanswered_port: int,
 ) -> None:
     """Redis that accepts no connection (a full accept queue): the first lookup waits
     ``redis.timeout``, then calls skip Redis for a while instead of waiting again."""
     chaos.route("GET /i", Respond(json={}))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    filler = socket.create_connection(("127.0.0.1", port), timeout=1)
     config = parse_config(
         {
             "schema": "tests:unused",
-            "redis": {"url": f"redis://127.0.0.1:{port}/0", "timeout": 0.25},
+            "redis": {"url": f"redis://127.0.0.1:{unanswered_port}/0", "timeout": 0.25},
             "upstreams": {"svc": {"kind": "rest", "url": chaos.url, "cache": {"backend": "redis"}}},
         }
     )
@@ -686,8 +661,6 @@ async def test_a_hanging_redis_costs_one_timeout_then_calls_bypass_it(
         elapsed = time.monotonic() - started
     finally:
         await upstreams.aclose()
-        filler.close()
-        listener.close()
     assert chaos.total == 10
     assert outcomes == ["bypass"] * 10
     assert 0.25 <= elapsed < 1.5  # one redis.timeout (0.25 s), not ten (2.5 s)
@@ -699,9 +672,9 @@ async def test_a_hanging_redis_costs_one_timeout_then_calls_bypass_it(
 
 
 async def test_an_unreadable_redis_entry_is_a_miss(chaos: ChaosUpstream) -> None:
-    need_redis()
+    require_redis()
     chaos.route("GET /items", Respond(json={"ok": True}))
-    prefix = _prefix()
+    prefix = unique_prefix()
     config = parse_config(
         {
             "schema": "tests:unused",
@@ -723,7 +696,3 @@ async def test_an_unreadable_redis_entry_is_a_miss(chaos: ChaosUpstream) -> None
         await upstreams.aclose()
         await client.delete(*[key async for key in client.scan_iter(match=f"{prefix}*")])
         await client.aclose()
-
-
-def _prefix() -> str:
-    return f"graftql-test-{uuid.uuid4().hex}:"

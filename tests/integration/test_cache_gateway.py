@@ -3,7 +3,6 @@ metrics and its place in /readyz (Redis cut mid-test through a TCP proxy)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,13 +12,8 @@ import strawberry
 from prometheus_client.parser import text_string_to_metric_families
 
 from graftql import Context, GatewaySchema
-from graftql.config import parse_config
-from graftql.demo.servers import ServerThread
-from graftql.server import create_app
 from graftql.testing import Call, ChaosUpstream, Respond
-from graftql.testing._http import ReceivedRequest
-from integration.test_cache import need_redis
-from integration.test_shared_policies import RedisProxy
+from integration.helpers import RedisProxy, echo_authorization, require_redis, serve, unique_prefix
 
 
 @strawberry.type
@@ -41,15 +35,10 @@ class Query:
 SCHEMA = GatewaySchema(query=Query)
 
 
-def echo_authorization(request: ReceivedRequest) -> Respond:
-    return Respond(json={"for": request.headers.get("authorization")})
-
-
 @contextmanager
 def gateway(chaos: ChaosUpstream, **top: Any) -> Iterator[str]:
     svc = {"kind": "rest", "url": chaos.url, "cache": {"ttl": 60}}
-    config = parse_config({"schema": "tests:unused", "upstreams": {"svc": svc}, **top})
-    with ServerThread(create_app(config, SCHEMA)) as server:
+    with serve(SCHEMA, upstreams={"svc": svc}, blocks=top) as server:
         yield server.url
 
 
@@ -105,14 +94,14 @@ def test_service_scope_hits_are_counted_in_metrics(chaos: ChaosUpstream) -> None
 async def test_with_redis_cut_queries_still_succeed_and_readyz_says_degraded(
     chaos: ChaosUpstream,
 ) -> None:
-    need_redis()
+    require_redis()
     chaos.route("GET /products", Respond(json={"count": 3}))
     chaos.route("GET /", Respond(json={}))  # the readiness probe
     proxy = RedisProxy()
     await proxy.start()
     redis = {
         "url": f"redis://127.0.0.1:{proxy.port}/0",
-        "key_prefix": f"graftql-test-{uuid.uuid4().hex}:",
+        "key_prefix": unique_prefix(),
         "timeout": 0.2,
     }
     with gateway(chaos, redis=redis, cache={"backend": "redis"}) as url:

@@ -11,13 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import websockets
-from websockets.typing import Subprotocol
-
 from graftql.demo.runner import EXAMPLE_QUERY, demo_config
 from graftql.server.identity import mint_token
 from integration.expected import EXPECTED
-from integration.helpers import graphql
+from integration.helpers import graphql, ws_connected
 
 C1 = "customer"  # helpers.demo_token's customer: Ada, c1 (orders o1, o4, ...; o2 is c2's)
 
@@ -150,12 +147,7 @@ def test_a_token_with_another_role_is_just_a_customer_of_nobody(gateway: str) ->
 
 
 async def test_rules_hold_over_websocket_with_the_connection_token(gateway: str) -> None:
-    ws_url = gateway.replace("http://", "ws://") + "/graphql"
-    protocols = [Subprotocol("graphql-transport-ws")]
-    async with websockets.connect(ws_url, subprotocols=protocols) as ws:
-        init = {"Authorization": f"Bearer {token_for('c1')}"}
-        await ws.send(json.dumps({"type": "connection_init", "payload": init}))
-        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+    async with ws_connected(gateway, {"Authorization": f"Bearer {token_for('c1')}"}) as ws:
         query = '{ mine: order(id: "o1") { id } theirs: order(id: "o2") { id } }'
         await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
         payload = json.loads(await ws.recv())["payload"]
@@ -165,12 +157,8 @@ async def test_rules_hold_over_websocket_with_the_connection_token(gateway: str)
 
 async def _subscribe(gateway: str, token: str | None, query: str) -> dict[str, Any]:
     """The first message a subscription gets (an error for it, or its first event)."""
-    ws_url = gateway.replace("http://", "ws://") + "/graphql"
-    protocols = [Subprotocol("graphql-transport-ws")]
-    async with websockets.connect(ws_url, subprotocols=protocols) as ws:
-        init = {"Authorization": f"Bearer {token}"} if token else {}
-        await ws.send(json.dumps({"type": "connection_init", "payload": init}))
-        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+    init = {"Authorization": f"Bearer {token}"} if token else {}
+    async with ws_connected(gateway, init) as ws:
         await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
         message: dict[str, Any] = json.loads(await ws.recv())
         return message

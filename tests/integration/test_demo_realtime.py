@@ -16,10 +16,11 @@ import pytest
 import websockets
 
 from graftql.demo.data import PAYMENTS_BY_ID
-from graftql.demo.runner import demo_config, demo_environment, demo_tokens
+from graftql.demo.runner import demo_config, demo_environment
 from graftql.demo.servers import ServerThread
 from graftql.demo.services import DemoCredentials, build_apps
 from graftql.server import create_app
+from integration.helpers import demo_token, ws_url
 
 
 class Demo:
@@ -58,10 +59,8 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
 async def subscribe(url: str, query: str, variables: dict[str, Any], *, as_: str) -> Any:
     """Subscribe as the demo's ``customer`` (Ada, c1) or ``staff``: the demo's subscriptions
     follow only what the caller may read."""
-    ws = await websockets.connect(
-        url.replace("http://", "ws://") + "/graphql", subprotocols=["graphql-transport-ws"]
-    )
-    init = {"Authorization": f"Bearer {demo_tokens(demo_config({}))[as_]}"}
+    ws = await websockets.connect(ws_url(url), subprotocols=["graphql-transport-ws"])
+    init = {"Authorization": f"Bearer {demo_token(as_)}"}
     await ws.send(json.dumps({"type": "connection_init", "payload": init}))
     assert json.loads(await ws.recv())["type"] == "connection_ack"
     payload = {"query": query, "variables": variables}
@@ -120,7 +119,7 @@ async def test_payment_webhook_reaches_a_subscriber_within_a_second_and_replays_
             answer = await client.post(
                 f"{demo.gateway.url}/graphql",
                 json={"query": '{ order(id: "o1") { payment { status } } }'},
-                headers={"Authorization": f"Bearer {demo_tokens(demo_config({}))['customer']}"},
+                headers={"Authorization": f"Bearer {demo_token('customer')}"},
             )
             assert answer.json() == {"data": {"order": {"payment": {"status": "REFUNDED"}}}}
     finally:

@@ -3,35 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 import redis.asyncio as aioredis
 
 from graftql.events import MemoryBus, RedisBus, SlowConsumer
-
-REDIS = "redis://127.0.0.1:6379/0"
-
-
-async def _redis_up() -> bool:
-    client = aioredis.Redis.from_url(REDIS, socket_connect_timeout=0.5)
-    try:
-        return bool(await client.ping())
-    except Exception:
-        return False
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
-    if not await _redis_up():
-        if os.environ.get("CI") == "true":
-            pytest.fail("Redis on 127.0.0.1:6379 is required in CI")
-        pytest.skip("no Redis on 127.0.0.1:6379")
-    yield f"graftql-test-{uuid.uuid4().hex}:"
+from integration.helpers import REDIS
 
 
 @pytest.fixture

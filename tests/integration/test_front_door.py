@@ -9,28 +9,23 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 import strawberry
-import websockets
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from graftql import GatewaySchema
-from graftql.config import RateLimitConfig, RedisConfig, parse_config
-from graftql.demo.servers import ServerThread
-from graftql.server import create_app
+from graftql.config import RateLimitConfig, RedisConfig
 from graftql.upstreams import SharedState
 from graftql.upstreams.limits import Rejected
+from integration.helpers import REDIS, serve, ws_connected
 
 EXECUTED: list[str] = []
-REDIS = "redis://127.0.0.1:6379/0"
 LIMIT = {"rate": 0.1, "burst": 3}  # 3 at once, then one every 10 s: Retry-After is 10
 QUERY = {"query": "{ hello }"}
 PROTOCOLS = [Subprotocol("graphql-transport-ws")]
@@ -54,29 +49,15 @@ class Mutation:
 
 @contextmanager
 def gateway(redis: dict[str, Any] | None = None, **server: Any) -> Iterator[str]:
-    document: dict[str, Any] = {"schema": "tests:unused", "server": server}
-    if redis is not None:
-        document["redis"] = redis
+    blocks = {"redis": redis} if redis is not None else None
     schema = GatewaySchema(query=Query, mutation=Mutation)
-    with ServerThread(create_app(parse_config(document), schema)) as thread:
+    with serve(schema, blocks=blocks, **server) as thread:
         yield thread.url
 
 
 @pytest.fixture(autouse=True)
 def _forget() -> None:
     EXECUTED.clear()
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    """A Redis key prefix of this test's own; its keys are deleted afterwards."""
-    value = f"graftql-test-{uuid.uuid4().hex}:"
-    yield value
-    client = aioredis.Redis.from_url(REDIS)
-    keys = [key async for key in client.scan_iter(match=f"{value}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 def post(url: str, body: Any, **headers: str) -> httpx.Response:
@@ -192,10 +173,7 @@ async def test_each_websocket_operation_counts_and_shares_the_bucket_with_http()
         async with httpx.AsyncClient() as client:
             response = await client.post(f"{url}/graphql", json=QUERY)
             assert response.status_code == 200
-        ws_url = url.replace("http://", "ws://") + "/graphql"
-        async with websockets.connect(ws_url, subprotocols=PROTOCOLS) as ws:
-            await ws.send(json.dumps({"type": "connection_init"}))
-            assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        async with ws_connected(url) as ws:
             for op in ("1", "2"):
                 assert await subscribe(ws, op) == [
                     {"id": op, "type": "next", "payload": {"data": {"hello": "world"}}},
@@ -215,8 +193,8 @@ async def test_each_websocket_operation_counts_and_shares_the_bucket_with_http()
 # -- shared through Redis ---------------------------------------------------------------------
 
 
-def test_two_replicas_share_one_limit_through_redis(prefix: str) -> None:
-    redis = {"url": REDIS, "key_prefix": prefix}
+def test_two_replicas_share_one_limit_through_redis(redis_prefix: str) -> None:
+    redis = {"url": REDIS, "key_prefix": redis_prefix}
     shared = {**LIMIT, "shared": True}
     with gateway(redis, rate_limit=shared) as a, gateway(redis, rate_limit=shared) as b:
         assert post(a, QUERY).status_code == 200
@@ -228,9 +206,9 @@ def test_two_replicas_share_one_limit_through_redis(prefix: str) -> None:
         assert EXECUTED == ["hello"] * 3
 
 
-async def test_the_shared_bucket_takes_a_weight(prefix: str) -> None:
+async def test_the_shared_bucket_takes_a_weight(redis_prefix: str) -> None:
     """The hook for cost-weighted limits: the GCRA script takes several tokens at once."""
-    state = SharedState(RedisConfig(url=REDIS, key_prefix=prefix))
+    state = SharedState(RedisConfig(url=REDIS, key_prefix=redis_prefix))
     bucket = RateLimitConfig(rate=0.1, burst=3)
     try:
         assert await state.reserve("inbound:w", bucket, 0.0, weight=2) == 0.0
@@ -319,11 +297,8 @@ def test_without_server_cors_there_are_no_cors_headers() -> None:
 
 async def handshake(url: str, **kwargs: Any) -> int:
     """The handshake's outcome: 101 when the WebSocket opened, else the HTTP status."""
-    ws_url = url.replace("http://", "ws://") + "/graphql"
     try:
-        async with websockets.connect(ws_url, subprotocols=PROTOCOLS, **kwargs) as ws:
-            await ws.send(json.dumps({"type": "connection_init"}))
-            assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        async with ws_connected(url, **kwargs):
             return 101
     except InvalidStatus as refused:
         return refused.response.status_code

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,27 +30,19 @@ from graftql.demo.servers import ServerThread
 from graftql.errors import ConfigError
 from graftql.server import create_app
 from graftql.server.graphiql import ASSETS_PATH, page_assets
-from integration.helpers import demo_token, graphql
+from integration.helpers import GRAFTQL, demo_token, free_port_block, graphql, unavailable
 from integration.node_packages import node_with_packages
-from integration.test_cli import free_port_block
 
 ROOT = Path(__file__).resolve().parents[2]
 BROWSER = ROOT / "tests" / "browser"
 ARTIFACTS = ROOT / "tests" / "artifacts"
-GRAFTQL = [sys.executable, "-m", "graftql.cli"]
-
-
-def _absent(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (required under CI=true)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def assets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """GraphiQL's files, installed by the command an operator runs."""
     if shutil.which("npm") is None or shutil.which("node") is None:
-        _absent("graftql graphiql-assets needs Node.js and npm on PATH")
+        unavailable("graftql graphiql-assets needs Node.js and npm on PATH")
     directory = tmp_path_factory.mktemp("graphiql") / "assets"
     run = subprocess.run(
         [*GRAFTQL, "graphiql-assets", "--dir", str(directory)],
@@ -313,7 +304,7 @@ def chromium() -> str:
         os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     )
     if found is None:
-        _absent("the browser test needs Chromium (Debian: apt-get install -y chromium)")
+        unavailable("the browser test needs Chromium (Debian: apt-get install -y chromium)")
     assert found is not None
     return found
 
@@ -321,7 +312,9 @@ def chromium() -> str:
 @pytest.fixture(scope="module")
 def node() -> str:
     if shutil.which("node") is None or shutil.which("npm") is None:
-        _absent("the browser test drives Chromium with playwright-core: it needs Node.js and npm")
+        unavailable(
+            "the browser test drives Chromium with playwright-core: it needs Node.js and npm"
+        )
     return node_with_packages(BROWSER, "the GraphiQL browser test")
 
 

@@ -16,7 +16,7 @@ import strawberry
 from graftql import Context, GatewaySchema
 from graftql.config import parse_config
 from graftql.demo.servers import ServerThread
-from graftql.server import create_app
+from integration.helpers import serve
 
 GQL = "application/graphql-response+json"
 JSON = "application/json"
@@ -61,9 +61,8 @@ class Subscription:
 
 
 def start(**server: Any) -> ServerThread:
-    config = parse_config({"schema": "tests:unused", "server": server})
     schema = GatewaySchema(query=Query, mutation=Mutation, subscription=Subscription)
-    return ServerThread(create_app(config, schema))
+    return serve(schema, **server)
 
 
 @pytest.fixture(scope="module")

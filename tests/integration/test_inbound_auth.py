@@ -33,7 +33,7 @@ from websockets.typing import Subprotocol
 from graftql import Context, GatewaySchema
 from graftql.demo.servers import ServerThread
 from graftql.upstreams import caller
-from integration.helpers import serve
+from integration.helpers import serve, ws_connected, ws_url
 
 PROTOCOLS = [Subprotocol("graphql-transport-ws")]
 ISSUER = "https://id.example.test/"
@@ -398,8 +398,7 @@ def test_every_rejection_is_audited_without_the_token(
 
 async def ws_me(url: str, payload: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """The answer to ``{ me }`` over graphql-transport-ws, or the close code when closed."""
-    ws_url = url.replace("http://", "ws://") + "/graphql"
-    async with websockets.connect(ws_url, subprotocols=PROTOCOLS, **kwargs) as ws:
+    async with websockets.connect(ws_url(url), subprotocols=PROTOCOLS, **kwargs) as ws:
         init: dict[str, Any] = {"type": "connection_init"}
         if payload is not None:
             init["payload"] = payload
@@ -600,13 +599,9 @@ async def test_a_websocket_closes_with_4403_when_its_token_expires(
     key_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with serve(SCHEMA, auth=rs256(key_file, leeway=0)) as server:
-        ws_url = server.url.replace("http://", "ws://") + "/graphql"
         expires = int(time.time()) + 4
         expiring = sign(KEY, exp=expires)
-        async with websockets.connect(ws_url, subprotocols=PROTOCOLS) as ws:
-            init = {"Authorization": f"Bearer {expiring}"}
-            await ws.send(json.dumps({"type": "connection_init", "payload": init}))
-            assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        async with ws_connected(server.url, {"Authorization": f"Bearer {expiring}"}) as ws:
             await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": ME}))
             assert json.loads(await ws.recv())["payload"] == {"data": {"me": "user-1"}}
             assert json.loads(await ws.recv()) == {"id": "1", "type": "complete"}

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from graftql.events import MemoryBus
 from graftql.events.inbox import WebhookInbox
 from graftql.events.stores import InboxEvent, InboxStore, PostgresStore, RedisStore, SqliteStore
-from integration.events_helpers import REDIS, require_postgres, require_redis
+from integration.helpers import REDIS, require_postgres, require_redis, unique_prefix
 
 
 @pytest.fixture(params=["sqlite", "postgres", "redis"])
@@ -28,7 +28,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         made = PostgresStore(dsn, table=table, lease=5)
     else:
         await asyncio.to_thread(require_redis)
-        prefix = f"graftql-test-{uuid.uuid4().hex}:"
+        prefix = unique_prefix()
         made = RedisStore(aioredis.Redis.from_url(REDIS), prefix=prefix, retention=3600, lease=5)
     await made.open()
     yield made

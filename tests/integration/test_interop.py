@@ -21,6 +21,7 @@ from graftql.demo.servers import ServerThread
 from graftql.errors import ConnectionRejected
 from graftql.resolvers import Context
 from graftql.server import create_app
+from integration.helpers import ws_url
 from integration.node_packages import node_with_packages
 from integration.realtime_schema import realtime_schema
 
@@ -62,7 +63,7 @@ def run_client(node: str, *args: str) -> list[dict[str, Any]]:
 
 
 def test_the_graphql_ws_reference_client_subscribes(node: str, url: str) -> None:
-    ws = url.replace("http://", "ws://") + "/graphql"
+    ws = ws_url(url)
     token = json.dumps({"token": "letmein"})
     assert run_client(node, "ws", ws, COUNT, token) == [*RESULTS, {"complete": True}]
     # Refused at connection_init: the client reports the close code the protocol names.
@@ -87,7 +88,7 @@ def test_the_graphql_sse_client_gets_validation_errors_as_a_result(node: str, ur
 )
 async def test_gql_websockets_transport_subscribes(url: str, subprotocol: str) -> None:
     transport = WebsocketsTransport(
-        url=url.replace("http://", "ws://") + "/graphql",
+        url=ws_url(url),
         subprotocols=[subprotocol],
         init_payload={"token": "letmein"},
     )

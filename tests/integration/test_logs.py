@@ -8,14 +8,11 @@ import json
 import logging
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import strawberry
-import websockets
 
 from graftql import Context, GatewaySchema
 from graftql.config import GatewayConfig, parse_config
@@ -23,7 +20,7 @@ from graftql.demo.servers import ServerThread
 from graftql.server import create_app
 from graftql.server.logs import RedactSecrets, configure_logging
 from graftql.testing import Call, ChaosUpstream, ReceivedRequest, Respond
-from integration.test_cli import GRAFTQL, free_port_block, wait_until_up
+from integration.helpers import GRAFTQL, free_port_block, wait_until_up, ws_connected
 
 TOKEN = "tok-3f9a0c7e51d24b"  # the bearer token of the upstream, a Secret in the config
 CLIENT_SECRET = "cs-77aa01bb9e"  # an OAuth2 client secret, never used in a request here
@@ -72,22 +69,7 @@ def config_for(url: str, **server: Any) -> GatewayConfig:
     )
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """configure_logging replaces the root logger's handlers and level: put them back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        for handler in root.handlers[:]:
-            root.removeHandler(handler)
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
-
-
-def echo_authorization(request: ReceivedRequest) -> Respond:
+def leak_authorization(request: ReceivedRequest) -> Respond:
     """A badly behaved upstream: its error page repeats the credentials it was sent."""
     return Respond(500, json={"error": "boom", "you_sent": request.headers["authorization"]})
 
@@ -146,14 +128,8 @@ def test_websocket_operations_log_the_connections_request_id(
     configure_logging(config, "info", stream=stream)
 
     async def two_queries(url: str) -> str:
-        ws_url = url.replace("http://", "ws://") + "/graphql"
-        protocols: Any = ["graphql-transport-ws"]
         headers = {"x-request-id": "ws-7"}
-        async with websockets.connect(
-            ws_url, subprotocols=protocols, additional_headers=headers
-        ) as ws:
-            await ws.send(json.dumps({"type": "connection_init"}))
-            assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        async with ws_connected(url, additional_headers=headers) as ws:
             for op in ("1", "2"):
                 payload = {"query": "query Hi { hello }"}
                 await ws.send(json.dumps({"id": op, "type": "subscribe", "payload": payload}))
@@ -194,7 +170,7 @@ def test_secrets_and_bearer_tokens_never_reach_the_log(
 ) -> None:
     """Whatever logs them, however: graftql's upstream error line with the upstream's echo of
     the Authorization header, and code that logs secrets outright."""
-    chaos.route("GET /item", Call(echo_authorization))
+    chaos.route("GET /item", Call(leak_authorization))
     stream = io.StringIO()
     config = config_for(chaos.url, log_format="json")
     configure_logging(config, "debug", stream=stream)

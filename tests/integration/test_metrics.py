@@ -16,32 +16,11 @@ from typing import Any
 import httpx
 import pytest
 import strawberry
-import websockets
-from prometheus_client.parser import text_string_to_metric_families
 
 from graftql import Context, Fallback, GatewaySchema
-from graftql.config import parse_config
-from graftql.demo.servers import ServerThread
-from graftql.server import create_app
 from graftql.testing import ChaosUpstream, Latency, Respond
 from graftql.upstreams import events
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(url: str) -> Samples:
-    response = httpx.get(f"{url}/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    samples: Samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+from integration.helpers import Samples, scrape, serve, value, ws_connected
 
 
 class Scrapes:
@@ -121,8 +100,7 @@ SCHEMA = GatewaySchema(query=Query, mutation=Mutation, subscription=Subscription
 @contextmanager
 def gateway(chaos: ChaosUpstream, **svc: Any) -> Iterator[str]:
     settings = {"kind": "rest", "url": chaos.url, "retry": {"base_delay": 0.01}, **svc}
-    config = parse_config({"schema": "tests:unused", "upstreams": {"svc": settings}})
-    with ServerThread(create_app(config, SCHEMA)) as server:
+    with serve(SCHEMA, upstreams={"svc": settings}) as server:
         yield server.url
 
 
@@ -278,11 +256,8 @@ def test_token_fetches_and_failures_are_counted(chaos: ChaosUpstream) -> None:
         "client_secret": "${METRICS_TEST_SECRET}",
     }
     settings = {"kind": "rest", "url": chaos.url, "auth": auth, "dedup": False}
-    config = parse_config(
-        {"schema": "tests:unused", "upstreams": {"svc": settings}},
-        environ={"METRICS_TEST_SECRET": "client-secret-value"},
-    )
-    with ServerThread(create_app(config, SCHEMA)) as server:
+    environ = {"METRICS_TEST_SECRET": "client-secret-value"}
+    with serve(SCHEMA, upstreams={"svc": settings}, environ=environ) as server:
         scrapes = Scrapes(server.url)
         assert post(server.url, "{ item(i: 1) }") == {"data": {"item": "{}"}}
         failed = post(server.url, "{ item(i: 2) }")
@@ -308,11 +283,7 @@ def test_operations_are_counted_once_each_over_http_and_websocket(chaos: ChaosUp
         assert get.status_code == 405  # a mutation over GET runs nothing
 
         async def over_websocket() -> list[dict[str, Any]]:
-            ws_url = url.replace("http://", "ws://") + "/graphql"
-            protocols: Any = ["graphql-transport-ws"]
-            async with websockets.connect(ws_url, subprotocols=protocols) as ws:
-                await ws.send(json.dumps({"type": "connection_init"}))
-                assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+            async with ws_connected(url) as ws:
                 received = []
                 for op, query in (("1", "{ hello }"), ("2", "subscription { ticks }")):
                     payload = {"query": query}
@@ -362,9 +333,6 @@ def test_events_of_upstreams_not_in_the_configuration_are_not_counted(
 
 def test_metrics_can_be_turned_off(chaos: ChaosUpstream) -> None:
     settings = {"kind": "rest", "url": chaos.url}
-    config = parse_config(
-        {"schema": "tests:unused", "server": {"metrics": False}, "upstreams": {"svc": settings}}
-    )
-    with ServerThread(create_app(config, SCHEMA)) as server:
+    with serve(SCHEMA, upstreams={"svc": settings}, metrics=False) as server:
         assert httpx.get(f"{server.url}/metrics").status_code == 404
         assert post(server.url, "{ hello }") == {"data": {"hello": "hello"}}

@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 
 from graftql.testing import Call, ChaosUpstream, ReceivedRequest, Respond
-from integration.test_cli import GRAFTQL, free_port_block, wait_until_up
-from integration.test_metrics import scrape, value
+from integration.helpers import GRAFTQL, free_port_block, scrape, value, wait_until_up, ws_url
 
 SCHEMA = """
 import strawberry
@@ -200,7 +199,7 @@ def test_two_workers_add_up_their_subscriptions_and_connections(tmp_path: Path) 
 
             async def subscribe() -> None:
                 socket = await websockets.connect(
-                    base.replace("http://", "ws://") + "/graphql",
+                    ws_url(base),
                     subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
                 )
                 sockets.append(socket)

@@ -17,12 +17,10 @@ from typing import Any
 import httpx
 import pytest
 import strawberry
-import websockets
 
 from graftql import GatewaySchema
-from graftql.config import parse_config
 from graftql.demo.servers import ServerThread
-from graftql.server import create_app
+from integration.helpers import serve, ws_connected
 
 RESOLVED: list[str] = []
 
@@ -61,8 +59,7 @@ class Query:
 
 
 def start(env: str) -> ServerThread:
-    config = parse_config({"schema": "tests:unused", "server": {"env": env}})
-    return ServerThread(create_app(config, GatewaySchema(query=Query))).start()
+    return serve(GatewaySchema(query=Query), env=env).start()
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +95,7 @@ def post(base_url: str, query: str, **variables: Any) -> dict[str, Any]:
 
 async def over_websocket(base_url: str, query: str) -> dict[str, Any]:
     """The first message graphql-transport-ws answers a subscribe with."""
-    url = base_url.replace("http://", "ws://") + "/graphql"
-    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
-        await ws.send(json.dumps({"type": "connection_init"}))
-        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+    async with ws_connected(base_url) as ws:
         await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
         message: dict[str, Any] = json.loads(await ws.recv())
         return message

@@ -14,13 +14,14 @@ from typing import Any
 import httpx
 import pytest
 import strawberry
-import websockets
 
 from graftql import GatewaySchema
 from graftql.config import parse_config
 from graftql.demo.servers import ServerThread
 from graftql.errors import ConfigError
 from graftql.server import create_app
+from integration import helpers
+from integration.helpers import ws_connected
 
 GQL = "application/graphql-response+json"
 RAN: list[str] = []
@@ -55,8 +56,8 @@ def apq(digest: str) -> dict[str, Any]:
 
 
 def serve(**persisted: Any) -> ServerThread:
-    config = parse_config({"schema": "tests:unused", "server": {"persisted_operations": persisted}})
-    return ServerThread(create_app(config, GatewaySchema(query=Query, mutation=Mutation)))
+    schema = GatewaySchema(query=Query, mutation=Mutation)
+    return helpers.serve(schema, persisted_operations=persisted)
 
 
 @pytest.fixture(autouse=True)
@@ -194,10 +195,7 @@ def test_manifest_operations_run_by_id_or_hash_and_nothing_else_when_locked(
 
 async def test_the_lock_holds_over_websocket(manifest: Path) -> None:
     with serve(manifest=str(manifest), only_trusted=True) as server:
-        url = server.url.replace("http://", "ws://") + "/graphql"
-        async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
-            await ws.send(json.dumps({"type": "connection_init"}))
-            assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        async with ws_connected(server.url) as ws:
             await ws.send(
                 json.dumps({"id": "1", "type": "subscribe", "payload": {"query": "{ hello }"}})
             )

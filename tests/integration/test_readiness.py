@@ -15,13 +15,19 @@ import httpx
 import strawberry
 
 from graftql import Context, GatewaySchema
-from graftql.config import parse_config
 from graftql.demo.servers import ServerThread
 from graftql.server import create_app
 from graftql.testing import ChaosUpstream, Respond
-from integration.events_helpers import gateway_config, require_postgres, require_redis, source
-from integration.test_cli import free_port_block, run
-from integration.test_shared_policies import RedisProxy
+from integration import helpers
+from integration.events_helpers import gateway_config, source
+from integration.helpers import (
+    RedisProxy,
+    free_port_block,
+    require_postgres,
+    require_redis,
+    run,
+    unique_prefix,
+)
 
 
 @strawberry.type
@@ -36,10 +42,7 @@ SCHEMA = GatewaySchema(query=Query)
 
 
 def serve(upstream: dict[str, Any], environ: dict[str, str] | None = None) -> ServerThread:
-    config = parse_config(
-        {"schema": "tests:unused", "upstreams": {"svc": upstream}}, environ=environ or {}
-    )
-    return ServerThread(create_app(config, SCHEMA))
+    return helpers.serve(SCHEMA, upstreams={"svc": upstream}, environ=environ or {})
 
 
 def ready(url: str) -> dict[str, Any]:
@@ -247,7 +250,7 @@ async def test_redis_bus_and_inbox_cut_mid_run_show_down_and_the_gateway_stays_r
     await proxy.start()
     redis = {
         "url": f"redis://127.0.0.1:{proxy.port}/0",
-        "key_prefix": f"graftql-test-{uuid.uuid4().hex}:",
+        "key_prefix": unique_prefix(),
     }
     events = {"bus": {"backend": "redis"}, "inbox": {"backend": "redis"}}
     config = gateway_config(str(tmp_path), {"payments": source()}, events=events, redis=redis)

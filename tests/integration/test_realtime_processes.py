@@ -6,12 +6,10 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -23,22 +21,10 @@ import redis.asyncio as aioredis
 import websockets
 
 from graftql.events import RedisBus
-from integration.events_helpers import (
-    REDIS,
-    SECRET,
-    payment_body,
-    require_redis,
-    standard_headers,
-)
-from integration.test_shared_policies import RedisProxy
+from integration.events_helpers import SECRET, payment_body, standard_headers
+from integration.helpers import REDIS, RedisProxy, free_port_block, ws_url
 
 TESTS = str(Path(__file__).resolve().parents[1])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def write_config(path: Path, *, port: int, redis_port: int, prefix: str, inbox: Path) -> Path:
@@ -106,18 +92,6 @@ class Gateway:
 
 
 @pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    await asyncio.to_thread(require_redis)
-    value = f"graftql-test-{uuid.uuid4().hex}:"
-    yield value
-    client = aioredis.Redis.from_url(REDIS)
-    keys = [k async for k in client.scan_iter(match=f"{value}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
-
-
-@pytest.fixture
 async def gateways() -> AsyncIterator[Callable[..., Gateway]]:
     started: list[Gateway] = []
 
@@ -150,19 +124,23 @@ async def collect(bus: RedisBus, topic: str, into: list[str], ready: asyncio.Eve
 
 
 async def test_sigkill_while_webhooks_arrive_loses_nothing_and_duplicates_nothing(
-    tmp_path: Path, prefix: str, gateways: Callable[..., Gateway]
+    tmp_path: Path, redis_prefix: str, gateways: Callable[..., Gateway]
 ) -> None:
     """Every acknowledged event reaches the subscriber exactly once across a SIGKILL. The
     gateway's bus goes through a proxy that the test cuts first, so that acknowledged events
     are certainly stored but not yet published when the process dies."""
     proxy = RedisProxy()
     await proxy.start()
-    port = free_port()
+    port = free_port_block(1)
     inbox = tmp_path / "inbox.sqlite3"
     config = write_config(
-        tmp_path / "gateway.yaml", port=port, redis_port=proxy.port, prefix=prefix, inbox=inbox
+        tmp_path / "gateway.yaml",
+        port=port,
+        redis_port=proxy.port,
+        prefix=redis_prefix,
+        inbox=inbox,
     )
-    subscriber = RedisBus(REDIS, key_prefix=prefix)
+    subscriber = RedisBus(REDIS, key_prefix=redis_prefix)
     received: list[str] = []
     ready = asyncio.Event()
     listener = asyncio.create_task(collect(subscriber, "payment.c1", received, ready))
@@ -224,9 +202,7 @@ async def test_sigkill_while_webhooks_arrive_loses_nothing_and_duplicates_nothin
 
 
 async def ws_subscribe(url: str, topic: str) -> Any:
-    ws = await websockets.connect(
-        url.replace("http://", "ws://") + "/graphql", subprotocols=["graphql-transport-ws"]
-    )
+    ws = await websockets.connect(ws_url(url), subprotocols=["graphql-transport-ws"])
     await ws.send(json.dumps({"type": "connection_init"}))
     assert json.loads(await ws.recv())["type"] == "connection_ack"
     await ws.send(
@@ -259,16 +235,16 @@ async def wait_subscribed(prefix: str, topic: str, count: int = 1) -> None:
 
 
 async def test_a_webhook_received_by_one_replica_reaches_a_subscriber_on_the_other_once(
-    tmp_path: Path, prefix: str, gateways: Callable[..., Gateway]
+    tmp_path: Path, redis_prefix: str, gateways: Callable[..., Gateway]
 ) -> None:
-    ports = free_port(), free_port()
+    ports = free_port_block(1), free_port_block(1)
     replicas = []
     for i, port in enumerate(ports):
         config = write_config(
             tmp_path / f"gateway{i}.yaml",
             port=port,
             redis_port=6379,
-            prefix=prefix,
+            prefix=redis_prefix,
             inbox=tmp_path / f"inbox{i}.sqlite3",
         )
         replicas.append(gateways(config, port, tmp_path / f"gateway{i}.log"))
@@ -276,7 +252,7 @@ async def test_a_webhook_received_by_one_replica_reaches_a_subscriber_on_the_oth
     await asyncio.gather(a.wait_up(), b.wait_up())
     ws = await ws_subscribe(b.url, "payment.c1")
     try:
-        await wait_subscribed(prefix, "payment.c1")
+        await wait_subscribed(redis_prefix, "payment.c1")
         async with httpx.AsyncClient(timeout=10) as client:
             assert await deliver(client, a.url, 1)
             message = json.loads(await asyncio.wait_for(ws.recv(), 5))

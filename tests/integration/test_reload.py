@@ -23,7 +23,7 @@ from graftql.server.metrics import GatewayMetrics
 from graftql.server.reload import diff
 from graftql.testing import ChaosUpstream, Latency, Respond
 from graftql.upstreams import Upstreams
-from integration.test_cli import GRAFTQL, free_port_block, wait_until_up
+from integration.helpers import GRAFTQL, free_port_block, wait_until_up
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP here")
 

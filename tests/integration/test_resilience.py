@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 import strawberry
-import websockets
 
 from graftql import Context, Fallback, GatewaySchema, LoaderRegistry
 from graftql.config import BreakerConfig, UpstreamConfig, parse_config
@@ -30,7 +29,7 @@ from graftql.server import create_app
 from graftql.testing import ChaosUpstream, Hang, Latency, Respond, RetryAfter
 from graftql.upstreams import GraphQLUpstream, RestUpstream, Upstreams, deadline, events
 from graftql.upstreams.breaker import CircuitBreaker
-from integration.helpers import assert_within_rate, graphql
+from integration.helpers import assert_within_rate, graphql, serve, ws_connected
 
 
 def rest(url: str, **settings: Any) -> RestUpstream:
@@ -155,14 +154,12 @@ class Query:
 
 @pytest.fixture
 def gateway_with_deadline(chaos: ChaosUpstream) -> Iterator[str]:
-    config = parse_config(
-        {
-            "schema": "tests:unused",
-            "server": {"request_timeout": 1, "operation_timeouts": {"Patient": 2.5}},
-            "upstreams": {"svc": {"kind": "rest", "url": chaos.url, "timeout": 10}},
-        }
-    )
-    with ServerThread(create_app(config, GatewaySchema(query=Query))) as server:
+    with serve(
+        GatewaySchema(query=Query),
+        upstreams={"svc": {"kind": "rest", "url": chaos.url, "timeout": 10}},
+        request_timeout=1,
+        operation_timeouts={"Patient": 2.5},
+    ) as server:
         yield server.url
 
 
@@ -199,10 +196,7 @@ async def test_a_websocket_query_has_the_same_deadline(
     gateway_with_deadline: str, chaos: ChaosUpstream
 ) -> None:
     chaos.route("GET /slow", Hang())
-    url = gateway_with_deadline.replace("http://", "ws://") + "/graphql"
-    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
-        await ws.send(json.dumps({"type": "connection_init"}))
-        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+    async with ws_connected(gateway_with_deadline) as ws:
         started = time.monotonic()
         subscribe = {"id": "1", "type": "subscribe", "payload": {"query": "{ slow fast }"}}
         await ws.send(json.dumps(subscribe))
@@ -464,13 +458,11 @@ def test_a_field_fallback_serves_its_value_only_for_upstream_failures(
     chaos: ChaosUpstream,
 ) -> None:
     chaos.route("GET /*", Respond(503, json={}))  # /banner and /picks
-    config = parse_config(
-        {"schema": "tests:unused", "upstreams": {"svc": {"kind": "rest", "url": chaos.url}}}
-    )
+    upstreams = {"svc": {"kind": "rest", "url": chaos.url}}
     seen: list[tuple[str, str, dict[str, Any]]] = []
     events.listen(lambda *event: seen.append(event))
     try:
-        with ServerThread(create_app(config, GatewaySchema(query=DegradedQuery))) as server:
+        with serve(GatewaySchema(query=DegradedQuery), upstreams=upstreams) as server:
             body = graphql(server.url, "{ banner { text } picks broken }")
     finally:
         events._listeners.clear()

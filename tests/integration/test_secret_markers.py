@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import secrets
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -30,6 +28,7 @@ from graftql.demo.servers import ServerThread
 from graftql.demo.services import DemoCredentials, build_apps
 from graftql.server import create_app
 from graftql.server.logs import configure_logging
+from integration.helpers import ws_url
 
 
 def marker(name: str) -> str:
@@ -44,20 +43,6 @@ MARKERS = {
     "jwt_secret": marker("jwtsecret"),
     "forged_claim": marker("forgedclaim"),  # inside a client's token, never configured
 }
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        for handler in root.handlers[:]:
-            root.removeHandler(handler)
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
 
 
 class Seen:
@@ -77,9 +62,10 @@ class Seen:
 
 async def ws_exchange(url: str, payload: dict[str, Any]) -> str:
     """What the client saw: every message, or the close code and reason."""
-    ws_url = url.replace("http://", "ws://") + "/graphql"
     seen: list[str] = []
-    async with websockets.connect(ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+    async with websockets.connect(
+        ws_url(url), subprotocols=[Subprotocol("graphql-transport-ws")]
+    ) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
         try:
             seen.append(str(await ws.recv()))

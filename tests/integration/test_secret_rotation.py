@@ -8,7 +8,6 @@ import asyncio
 import base64
 import io
 import json
-import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -198,20 +197,6 @@ class Query:
         await info.context.upstreams.rest("crm").get("/crm")
         await info.context.upstreams.rest("payments").get("/pay")
         return "ok"
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        for handler in root.handlers[:]:
-            root.removeHandler(handler)
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
 
 
 def test_audit_log_records_credential_events_and_never_a_secret(

@@ -12,11 +12,9 @@ import websockets
 from graphql import GraphQLError
 
 from graftql import Context, GatewaySchema, LoaderRegistry
-from graftql.config import parse_config
 from graftql.demo.servers import ServerThread
-from graftql.server import create_app
 from graftql.testing import Behaviour, ChaosUpstream, Respond
-from integration.helpers import graphql
+from integration.helpers import graphql, serve, ws_url
 
 loaders = LoaderRegistry()
 BATCHES: list[list[str]] = []
@@ -60,14 +58,8 @@ SCHEMA = GatewaySchema(query=Query, loaders=loaders)
 
 
 def start(url: str, env: str) -> ServerThread:
-    config = parse_config(
-        {
-            "schema": "tests:unused",
-            "server": {"env": env},
-            "upstreams": {"remote": {"kind": "graphql", "url": f"{url}/graphql", "timeout": 2}},
-        }
-    )
-    return ServerThread(create_app(config, SCHEMA)).start()
+    remote = {"kind": "graphql", "url": f"{url}/graphql", "timeout": 2}
+    return serve(SCHEMA, upstreams={"remote": remote}, env=env).start()
 
 
 @pytest.fixture
@@ -166,7 +158,7 @@ async def test_production_introspection_is_off_over_every_transport(prod: str) -
         ]
     for body in (by_get, by_post):
         assert "data" not in body and body["errors"][0]["message"] == refused
-    url = prod.replace("http://", "ws://") + "/graphql"
+    url = ws_url(prod)
     async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
         await ws.send(json.dumps({"type": "connection_init"}))
         await ws.recv()
@@ -223,7 +215,7 @@ def test_health_endpoints(dev: str) -> None:
 
 
 async def test_websocket_route_speaks_graphql_transport_ws(dev: str) -> None:
-    url = dev.replace("http://", "ws://") + "/graphql"
+    url = ws_url(dev)
     async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
         assert ws.subprotocol == "graphql-transport-ws"
         await ws.send(json.dumps({"type": "connection_init"}))
@@ -240,7 +232,7 @@ async def test_websocket_route_speaks_graphql_transport_ws(dev: str) -> None:
 
 
 async def test_each_websocket_operation_gets_its_own_loaders(dev: str) -> None:
-    url = dev.replace("http://", "ws://") + "/graphql"
+    url = ws_url(dev)
     BATCHES.clear()
     async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
         await ws.send(json.dumps({"type": "connection_init"}))

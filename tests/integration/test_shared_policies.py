@@ -9,27 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 import strawberry
 
 from graftql import GatewaySchema
 from graftql.config import parse_config
-from graftql.demo.servers import ServerThread
 from graftql.errors import CircuitOpen, UpstreamUnavailable
-from graftql.server import create_app
 from graftql.testing import ChaosUpstream, Latency, Respond
 from graftql.upstreams import Upstreams
-from integration.helpers import assert_within_rate
-
-REDIS = "redis://127.0.0.1:6379/0"
+from integration.helpers import (
+    REDIS,
+    RedisProxy,
+    assert_within_rate,
+    delete_keys,
+    serve,
+    unique_prefix,
+)
 
 Replica = Callable[..., Upstreams]
 
@@ -37,7 +37,7 @@ Replica = Callable[..., Upstreams]
 @pytest.fixture
 async def replicas(chaos: ChaosUpstream) -> AsyncIterator[Replica]:
     """Make gateway replicas over one chaos upstream ``svc``; all share a fresh key prefix."""
-    prefix = f"graftql-test-{uuid.uuid4().hex}:"
+    prefix = unique_prefix()
     made: list[Upstreams] = []
 
     def replica(redis_url: str = REDIS, **svc: Any) -> Upstreams:
@@ -54,11 +54,7 @@ async def replicas(chaos: ChaosUpstream) -> AsyncIterator[Replica]:
     yield replica
     for upstreams in made:
         await upstreams.aclose()
-    client = aioredis.Redis.from_url(REDIS)
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await delete_keys(prefix)
 
 
 async def eventually(condition: Callable[[], bool]) -> None:
@@ -242,69 +238,22 @@ async def test_without_redis_each_replica_keeps_its_own_policies(
 
 
 async def test_a_hanging_redis_costs_one_timeout_not_one_per_call(
-    replicas: Replica, chaos: ChaosUpstream
+    replicas: Replica, chaos: ChaosUpstream, unanswered_port: int
 ) -> None:
     """Redis that accepts no connection (a full accept queue): the first command waits
     ``redis.timeout``; later calls skip Redis for a while instead of waiting again."""
     chaos.route("GET /i", Respond(json={}))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    filler = socket.create_connection(("127.0.0.1", port), timeout=1)
-    try:
-        upstreams = replicas(
-            f"redis://127.0.0.1:{port}/0",
-            dedup=False,
-            rate_limit={"rate": 1000, "burst": 10, "shared": True},
-        )
-        started = time.monotonic()
-        for i in range(10):
-            await upstreams.rest("svc").get("/i", params={"i": i})
-        elapsed = time.monotonic() - started
-    finally:
-        filler.close()
-        listener.close()
+    upstreams = replicas(
+        f"redis://127.0.0.1:{unanswered_port}/0",
+        dedup=False,
+        rate_limit={"rate": 1000, "burst": 10, "shared": True},
+    )
+    started = time.monotonic()
+    for i in range(10):
+        await upstreams.rest("svc").get("/i", params={"i": i})
+    elapsed = time.monotonic() - started
     assert chaos.total == 10
     assert 0.25 <= elapsed < 0.8  # one redis.timeout (0.25 s), not ten
-
-
-class RedisProxy:
-    """A TCP proxy in front of the real Redis that a test can cut and restore, to lose the
-    connection the way a network partition or a Redis restart does."""
-
-    def __init__(self) -> None:
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", 6379)
-        self._writers += [writer, up_writer]
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except OSError:
-                pass
-            finally:
-                dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    async def cut(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-        for writer in self._writers:
-            writer.transport.abort()
-        self._writers.clear()
 
 
 async def test_a_replica_catches_up_after_losing_redis(
@@ -338,14 +287,10 @@ def test_readyz_shows_redis_without_depending_on_it(
     chaos: ChaosUpstream, redis_url: str, shown: str
 ) -> None:
     chaos.route("GET /", Respond(json={}))  # the readiness probe of svc
-    config = parse_config(
-        {
-            "schema": "tests:unused",
-            "redis": {"url": redis_url},
-            "upstreams": {"svc": {"kind": "rest", "url": chaos.url, "breaker": {"shared": True}}},
-        }
-    )
-    with ServerThread(create_app(config, GatewaySchema(query=Query))) as server:
+    svc = {"kind": "rest", "url": chaos.url, "breaker": {"shared": True}}
+    with serve(
+        GatewaySchema(query=Query), upstreams={"svc": svc}, blocks={"redis": {"url": redis_url}}
+    ) as server:
         ready = httpx.get(f"{server.url}/readyz")
     assert ready.status_code == 200
     assert ready.json()["redis"] == shown
@@ -364,7 +309,7 @@ async def test_shared_bucket_arithmetic() -> None:
     from graftql.upstreams.limits import Rejected
     from graftql.upstreams.shared import SharedState
 
-    prefix = f"graftql-test-{uuid.uuid4().hex}:"
+    prefix = unique_prefix()
     shared = SharedState(RedisConfig(key_prefix=prefix))
     config = RateLimitConfig(rate=10, burst=3)
     try:

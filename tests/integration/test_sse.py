@@ -13,9 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from graftql.config import parse_config
-from graftql.demo.servers import ServerThread
-from graftql.server import create_app
+from integration.helpers import serve
 from integration.realtime_schema import PROBE, deep, many_aliases, realtime_schema
 
 STREAM = "text/event-stream"
@@ -26,8 +24,7 @@ LIMITS = {"max_depth": 5, "max_aliases": 3, "max_tokens": 300}
 @contextmanager
 def gateway(**server: Any) -> Iterator[str]:
     server.setdefault("limits", LIMITS)
-    config = parse_config({"schema": "tests:unused", "server": server})
-    with ServerThread(create_app(config, realtime_schema())) as thread:
+    with serve(realtime_schema(), **server) as thread:
         yield thread.url
 
 

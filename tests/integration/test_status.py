@@ -8,8 +8,7 @@ import strawberry
 
 from graftql import Context, GatewaySchema
 from graftql.testing import ChaosUpstream, Respond
-from integration.helpers import serve
-from integration.test_cli import free_port_block, run
+from integration.helpers import free_port_block, run, serve
 
 
 @strawberry.type

@@ -17,10 +17,7 @@ import strawberry
 import websockets
 
 from graftql import GatewaySchema
-from graftql.config import parse_config
-from graftql.demo.servers import ServerThread
-from graftql.server import create_app
-from integration.test_metrics import Samples, scrape, value
+from integration.helpers import Samples, scrape, serve, value, ws_url
 
 ACTIVE = "graftql_subscriptions_active"
 EVENTS = "graftql_subscription_events_total"
@@ -47,8 +44,7 @@ SCHEMA = GatewaySchema(query=Query, subscription=Subscription)
 
 @contextmanager
 def gateway() -> Iterator[str]:
-    config = parse_config({"schema": "tests:unused"})
-    with ServerThread(create_app(config, SCHEMA)) as server:
+    with serve(SCHEMA) as server:
         yield server.url
 
 
@@ -85,9 +81,8 @@ def test_graphql_transport_ws_subscriptions_are_counted_while_they_run() -> None
         assert value(before, CONNECTIONS, protocol="graphql-transport-ws") == 0
 
         async def scenario() -> None:
-            ws_url = url.replace("http://", "ws://") + "/graphql"
             protocols: Any = ["graphql-transport-ws"]
-            async with websockets.connect(ws_url, subprotocols=protocols) as socket:
+            async with websockets.connect(ws_url(url), subprotocols=protocols) as socket:
                 await socket.send(json.dumps({"type": "connection_init"}))
                 assert await receive(socket) == {"type": "connection_ack"}
                 query = "subscription { ticks(count: 3, hold: true) }"
@@ -150,10 +145,9 @@ def test_legacy_graphql_ws_subscriptions_are_counted_too() -> None:
     with gateway() as url:
 
         async def scenario() -> None:
-            ws_url = url.replace("http://", "ws://") + "/graphql"
             protocols: Any = ["graphql-ws"]
             legacy = (CONNECTIONS, "protocol", "graphql-ws")
-            async with websockets.connect(ws_url, subprotocols=protocols) as socket:
+            async with websockets.connect(ws_url(url), subprotocols=protocols) as socket:
                 await socket.send(json.dumps({"type": "connection_init"}))
                 assert (await receive(socket))["type"] == "connection_ack"
                 query = "subscription { ticks(count: 2, hold: true) }"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,22 +18,6 @@ def rest(url: str, **settings: Any) -> RestUpstream:
     return RestUpstream(
         "svc", UpstreamConfig.model_validate({"kind": "rest", "url": url, **settings})
     )
-
-
-@pytest.fixture
-def unanswered_port() -> Iterator[int]:
-    """A port whose listener never accepts and whose accept queue is full: a SYN to it goes
-    unanswered, as with a host that drops packets."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    filler = socket.create_connection(("127.0.0.1", port), timeout=1)  # takes the only slot
-    try:
-        yield port
-    finally:
-        filler.close()
-        listener.close()
 
 
 async def test_connect_timeout_fails_the_attempt_early(unanswered_port: int) -> None:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,7 @@ from graftql.errors import ConfigError
 from graftql.server import create_app
 from graftql.server.logs import configure_logging
 from graftql.testing import ChaosUpstream, Respond
-from integration.test_cli import GRAFTQL, free_port_block, wait_until_up
+from integration.helpers import GRAFTQL, free_port_block, wait_until_up
 
 # A client's trace context (W3C): the gateway's server span must continue this trace.
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -58,20 +56,6 @@ SCHEMA = GatewaySchema(query=Query)
 @pytest.fixture
 def exporter() -> InMemorySpanExporter:
     return InMemorySpanExporter()
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        for handler in root.handlers[:]:
-            root.removeHandler(handler)
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
 
 
 def traced_gateway(

@@ -24,6 +24,7 @@ from graftql.demo.services import catalog
 from graftql.errors import UpstreamUnavailable
 from graftql.server import create_app
 from graftql.upstreams import GraphQLUpstream, UpstreamGraphQLErrors
+from integration.helpers import ws_url
 
 TOKEN = "catalog-subscription-token"
 WAIT = 10.0
@@ -63,7 +64,7 @@ def gateway(catalog_url: str, token: str = TOKEN, **subscriptions: Any) -> Itera
     )
     app = create_app(config)
     with ServerThread(app) as server:
-        url = server.url.replace("http://", "ws://") + "/graphql"
+        url = ws_url(server.url)
         GATEWAYS[url] = app
         try:
             yield url

@@ -21,11 +21,11 @@ from integration.events_helpers import (
     Collector,
     gateway_config,
     payment_body,
-    require_postgres,
     running,
     source,
     standard_headers,
 )
+from integration.helpers import require_postgres
 
 
 def stored_rows(tmp_path: Path) -> list[tuple[Any, ...]]:

@@ -22,6 +22,7 @@ from graftql.errors import ConnectionRejected
 from graftql.resolvers import Context
 from graftql.server import create_app
 from graftql.server.graphql import ConnectionAuthenticator
+from integration.helpers import ws_url
 from integration.realtime_schema import PROBE, deep, many_aliases, realtime_schema
 
 TRANSPORT = Subprotocol("graphql-transport-ws")
@@ -36,7 +37,7 @@ def gateway(authenticate: ConnectionAuthenticator | None = None, **server: Any) 
     config = parse_config({"schema": "tests:unused", "server": server})
     app = create_app(config, realtime_schema(), authenticate=authenticate)
     with ServerThread(app) as thread:
-        yield thread.url.replace("http://", "ws://") + "/graphql"
+        yield ws_url(thread.url)
 
 
 @pytest.fixture(autouse=True)
