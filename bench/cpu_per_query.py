@@ -26,7 +26,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+
+from asgi import post_graphql
 
 HERE = Path(__file__).resolve().parent
 QUERY = b'{"query": "{ posts(limit: 50) { id title author { id name } } }"}'
@@ -68,38 +69,9 @@ async def measure(
     config = load_config(HERE / "posts.yaml")
     app = create_app(config, schema)
     tune_gc()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"host", b"gateway")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-        "state": {},
-    }
 
     async def one() -> None:
-        sent = False
-        body = bytearray()
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                await asyncio.Event().wait()
-            sent = True
-            return {"type": "http.request", "body": QUERY, "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.body":
-                body.extend(message.get("body", b""))
-
-        await app(scope, receive, send)  # type: ignore[arg-type]
+        _, body = await post_graphql(app, QUERY)
         assert b'"errors"' not in body and b'"name"' in body, bytes(body[:300])
 
     async with app.router.lifespan_context(app):

@@ -32,6 +32,8 @@ import sys
 import time
 from typing import Any
 
+from asgi import post_graphql
+
 VARIANTS = ("metrics-off", "metrics", "metrics+log")
 QUERY = b'{"query": "{ item }"}'
 
@@ -79,38 +81,7 @@ async def _run(variant: str, url: str, warmup: int, count: int) -> dict[str, flo
     tune_gc()  # as graftql serve does; also keeps full collections out of the measurement
 
     async def one() -> None:
-        sent = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                await asyncio.Event().wait()
-            sent = True
-            return {"type": "http.request", "body": QUERY, "more_body": False}
-
-        status = 0
-
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/graphql",
-            "raw_path": b"/graphql",
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(b"content-type", b"application/json"), (b"host", b"gateway")],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-            "state": {},
-        }
-        await app(scope, receive, send)  # type: ignore[arg-type]
+        status, _ = await post_graphql(app, QUERY)
         assert status == 200
 
     async with app.router.lifespan_context(app):
