@@ -33,12 +33,15 @@ schema = GatewaySchema(query=Query)
 OK = ("graftql_operations_total", {"type": "query", "outcome": "ok"})
 
 
-def per_worker(directory: Path, name: str, **labels: str) -> dict[int, float]:
-    """One series' value in each worker's own file (the library's file per process id)."""
+def per_worker(
+    directory: Path, name: str, *, files: str = "counter_*.db", **labels: str
+) -> dict[int, float]:
+    """One series' value in each worker's own file (the library's file per process id);
+    ``files`` picks the metric kind's files (``gauge_livesum_*.db`` for a livesum gauge)."""
     from prometheus_client.multiprocess import MultiProcessCollector
 
     found = {}
-    for path in glob.glob(str(directory / "counter_*.db")):
+    for path in glob.glob(str(directory / files)):
         pid = int(Path(path).stem.rpartition("_")[2])
         for metric in MultiProcessCollector.merge([path]):
             for sample in metric.samples:
@@ -153,20 +156,6 @@ schema = GatewaySchema(query=Query, subscription=Subscription)
 """
 
 
-def live_gauges(directory: Path, name: str, **labels: str) -> dict[int, float]:
-    """One livesum gauge series in each worker's own file."""
-    from prometheus_client.multiprocess import MultiProcessCollector
-
-    found = {}
-    for path in glob.glob(str(directory / "gauge_livesum_*.db")):
-        pid = int(Path(path).stem.rpartition("_")[2])
-        for metric in MultiProcessCollector.merge([path]):
-            for sample in metric.samples:
-                if sample.name == name and sample.labels == labels:
-                    found[pid] = sample.value
-    return found
-
-
 def test_two_workers_add_up_their_subscriptions_and_connections(tmp_path: Path) -> None:
     import asyncio
     import json
@@ -210,10 +199,10 @@ def test_two_workers_add_up_their_subscriptions_and_connections(tmp_path: Path) 
                 payload = {"query": "subscription { ticks }"}
                 await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
                 assert json.loads(await socket.recv())["type"] == "next"
-                workers = live_gauges(directory, active[0], **active[1])
+                workers = per_worker(directory, active[0], files="gauge_livesum_*.db", **active[1])
                 if len([count for count in workers.values() if count > 0]) == 2:
                     break
-            workers = live_gauges(directory, active[0], **active[1])
+            workers = per_worker(directory, active[0], files="gauge_livesum_*.db", **active[1])
             assert len([count for count in workers.values() if count > 0]) == 2, workers
             opened = len(sockets)
             # Whichever worker answers a scrape, it shows every worker's subscriptions.
