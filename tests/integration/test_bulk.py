@@ -7,13 +7,13 @@ import asyncio
 from typing import Any
 
 import strawberry
-from helpers import graphql, serve
 
 from graftql import Context, GatewaySchema
 from graftql.resolvers.bulk import BulkResult, run_bulk
 from graftql.testing import ChaosUpstream
 from graftql.testing._http import ReceivedRequest
 from graftql.testing.behaviours import Call, Respond
+from integration.helpers import graphql, serve
 
 
 @strawberry.type

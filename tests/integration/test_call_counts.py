@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import demo_token, graphql, reset, stats
 
 from graftql.demo.data import ORDERS
 from graftql.demo.runner import EXAMPLE_QUERY, demo_config, demo_environment
@@ -19,6 +18,7 @@ from graftql.demo.services.crm import order_json
 from graftql.server import create_app
 from graftql.testing import ChaosUpstream
 from graftql.testing.behaviours import Respond
+from integration.helpers import demo_token, graphql, reset, stats
 
 # 50 orders for one customer: the seeded ones (which payments and shipping know) and more.
 FIFTY = [

@@ -7,10 +7,10 @@ import httpx
 import strawberry
 from gql import Client, gql
 from gql.transport.websockets import WebsocketsTransport
-from helpers import serve
 
 from graftql import GatewaySchema
 from graftql.upstreams import caller
+from integration.helpers import serve, ws_url
 
 seen: list[caller.Caller | None] = []
 
@@ -44,7 +44,7 @@ async def test_websocket_operations_see_the_handshake_headers() -> None:
     seen.clear()
     with serve(SCHEMA) as gateway:
         transport = WebsocketsTransport(
-            url=gateway.url.replace("http", "ws", 1) + "/graphql",
+            url=ws_url(gateway.url),
             headers={"X-Tenant": "t2"},
             subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
         )
@@ -58,7 +58,7 @@ async def test_a_websocket_credential_from_connection_init_counts_as_the_clients
     seen.clear()
     with serve(SCHEMA) as gateway:
         transport = WebsocketsTransport(
-            url=gateway.url.replace("http", "ws", 1) + "/graphql",
+            url=ws_url(gateway.url),
             init_payload={"Authorization": "Bearer from-init"},
             subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
         )

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import strawberry
 from graphql import build_schema, graphql_sync, parse, print_ast
-from helpers import graphql, serve
 
 from graftql import Context, GatewaySchema
 from graftql.resolvers.delegation import Delegate, requires, upstream_field
 from graftql.testing import ChaosUpstream
 from graftql.testing._http import ReceivedRequest
 from graftql.testing.behaviours import Call, Respond
+from integration.helpers import graphql, serve
 
 UPSTREAM_SDL = """
 type Query { products(ids: [ID!]!): [Product]! }

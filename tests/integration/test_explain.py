@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 import strawberry
-from helpers import demo_token, reset, serve
 
 from graftql import Context, GatewaySchema, LoaderRegistry, RestBatch
 from graftql.testing import ChaosUpstream
 from graftql.testing.behaviours import Latency, Respond
 from graftql.upstreams import events
+from integration.helpers import demo_token, reset, serve
 
 loaders = LoaderRegistry()
 loaders.add("people", RestBatch("up", "/people", key="id"))

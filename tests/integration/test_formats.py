@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 import strawberry
-from helpers import graphql, serve
 
 from graftql import Context, GatewaySchema, LoaderRegistry, RestBatch
 from graftql.resolvers.mapping import Date, Mapped, MinorUnits, path
 from graftql.testing import ChaosUpstream
 from graftql.testing.behaviours import Respond
+from integration.helpers import graphql, serve
 
 
 class InvoiceRow(Mapped):

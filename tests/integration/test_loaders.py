@@ -11,7 +11,6 @@ from urllib.parse import parse_qs
 
 import pytest
 import strawberry
-from helpers import graphql, reset, serve, stats
 
 from graftql import (
     Context,
@@ -26,6 +25,7 @@ from graftql.demo.services import DemoCredentials
 from graftql.testing import ChaosUpstream
 from graftql.testing._http import ReceivedRequest
 from graftql.testing.behaviours import Call, Respond
+from integration.helpers import graphql, reset, serve, stats
 
 PEOPLE = {str(i): {"id": str(i), "name": f"person {i}"} for i in range(1, 10)}
 

@@ -9,7 +9,6 @@ from urllib.parse import parse_qs
 
 import pytest
 import strawberry
-from helpers import graphql, serve
 
 from graftql import Context, GatewaySchema
 from graftql.resolvers.pagination import (
@@ -23,6 +22,7 @@ from graftql.resolvers.pagination import (
 from graftql.testing import ChaosUpstream
 from graftql.testing._http import ReceivedRequest
 from graftql.testing.behaviours import Call, Respond
+from integration.helpers import graphql, serve
 
 ITEMS = [{"id": f"i{n}", "n": n} for n in range(1, 24)]  # 23 items
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import strawberry
-from helpers import serve
 from strawberry.types import Info
 
 from graftql import GatewaySchema
@@ -17,6 +16,7 @@ from graftql.config import UpstreamConfig
 from graftql.resolvers import Context
 from graftql.testing import ChaosUpstream, Latency, Respond
 from graftql.upstreams import RestUpstream, caller
+from integration.helpers import serve
 
 
 @strawberry.type

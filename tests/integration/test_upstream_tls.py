@@ -13,7 +13,6 @@ import httpx
 import pytest
 import strawberry
 import trustme
-from helpers import serve
 
 from graftql import GatewaySchema
 from graftql.config import UpstreamConfig
@@ -21,6 +20,7 @@ from graftql.errors import UpstreamUnavailable
 from graftql.resolvers import Context
 from graftql.testing import ChaosUpstream, Respond
 from graftql.upstreams import RestUpstream
+from integration.helpers import serve
 
 
 @pytest.fixture(scope="module")
