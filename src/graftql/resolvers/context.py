@@ -53,15 +53,22 @@ class Context:
         """A short, stable, hashed id of the principal; None when the caller is anonymous."""
         return principal_id(self.principal) if self.principal else None
 
+    def authorization(self) -> object:
+        """The client's credential: a WebSocket's ``connection_init`` payload
+        (``{"Authorization": ...}``, any case; browsers cannot set handshake headers) first,
+        else the request's ``Authorization`` header; None without either. Not necessarily a
+        string: a payload may hold anything."""
+        for key, value in (self.connection_params or {}).items():
+            if isinstance(key, str) and key.lower() == "authorization":
+                return value
+        return self.request.headers.get("authorization")
+
     def caller(self) -> caller.Caller:
-        """What the upstream layer may know of this operation's client (``upstreams.caller``)."""
+        """What the upstream layer may know of this operation's client (``upstreams.caller``):
+        its headers, with ``authorization`` the credential inbound auth checked."""
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in self.request.headers.raw}
-        # A WebSocket client sends its credential in connection_init (browsers cannot set
-        # handshake headers): it is the client's Authorization all the same, for forwarding.
-        token = (self.connection_params or {}).get("Authorization") or (
-            self.connection_params or {}
-        ).get("authorization")
-        if isinstance(token, str) and "authorization" not in headers:
+        token = self.authorization()
+        if isinstance(token, str):
             headers["authorization"] = token
         return caller.Caller(headers=headers, principal=self.principal_id)
 

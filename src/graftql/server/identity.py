@@ -255,12 +255,7 @@ async def websocket_principal(identity: InboundAuth, context: Context) -> dict[s
     Refused: ``ConnectionRejectionError``, which strawberry turns into close code 4403
     (graphql-transport-ws). Accepted: the connection is closed with 4403 when the token
     expires."""
-    authorization: object = None
-    for key, value in (context.connection_params or {}).items():
-        if isinstance(key, str) and key.lower() == "authorization":
-            authorization = value
-    if authorization is None:
-        authorization = context.request.headers.get("authorization")
+    authorization = context.authorization()
     try:
         if authorization is not None and not isinstance(authorization, str):
             authorization = "<not a string>"  # refused as malformed, never raised on
