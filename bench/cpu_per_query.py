@@ -56,7 +56,12 @@ def start_upstreams(peers: Path) -> list[subprocess.Popen[bytes]]:
 
 
 async def measure(
-    schema_ref: str, rounds: int, count: int, profile: int, sort: str = "tottime"
+    schema_ref: str,
+    rounds: int,
+    count: int,
+    profile: int,
+    sort: str = "tottime",
+    dump: Path | None = None,
 ) -> None:
     sys.path.insert(0, str(HERE))
     module, _, attribute = schema_ref.partition(":")
@@ -86,6 +91,8 @@ async def measure(
             for _ in range(profile):
                 await one()
             profiler.disable()
+            if dump is not None:
+                profiler.dump_stats(dump)
             stats = pstats.Stats(profiler)
             stats.sort_stats(sort).print_stats(35)
             return
@@ -109,6 +116,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--profile", type=int, default=0, metavar="N")
     parser.add_argument("--sort", default="tottime", help="cProfile order: tottime, cumulative")
+    parser.add_argument("--dump", type=Path, help="with --profile: also write the pstats file here")
     parser.add_argument(
         "--stock-executor",
         action="store_true",
@@ -126,7 +134,9 @@ def main() -> None:
         )
     procs = start_upstreams(args.peers)
     try:
-        asyncio.run(measure(args.schema, args.rounds, args.count, args.profile, args.sort))
+        asyncio.run(
+            measure(args.schema, args.rounds, args.count, args.profile, args.sort, args.dump)
+        )
     finally:
         for proc in procs:
             proc.terminate()

@@ -1,18 +1,22 @@
-"""The plain-leaf shortcut (``graftql.schema.executor``) answers exactly as graphql-core does:
-the same data and the same errors (message, path, locations), for every document of a corpus
-built to hit each way a field can leave the shortcut."""
+"""The lean executor (``graftql.schema.executor``) answers exactly as graphql-core does: the same
+data and the same errors (message, path, locations), for every document of a corpus built to hit
+each way a field can leave a shortcut: plain leaves that fail, resolvers (sync and async) that
+fail or return null for a non-null type, objects of the wrong type, ``is_type_of`` that is
+awaited, several awaited fields on one object, and mutations run in series."""
 
 from __future__ import annotations
 
+import asyncio
 import enum
-from typing import Annotated, Any, NewType
+from typing import Annotated, Any, NewType, cast
 
 import pytest
 import strawberry
 from strawberry.extensions import SchemaExtension
+from strawberry.permission import BasePermission
 from strawberry.schema.config import StrawberryConfig
 
-from graftql.schema.executor import LeanExecutionContext
+from graftql.schema.executor import LeanExecutionContext, install_direct_resolvers
 
 
 @strawberry.enum
@@ -31,6 +35,13 @@ Even = NewType("Even", int)
 CONFIG = StrawberryConfig(
     scalar_map={Even: strawberry.scalar(name="Even", serialize=_serialize_even, parse_value=int)}
 )
+
+
+class Refuse(BasePermission):
+    message = "not for you"
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        return False
 
 
 class Broken:
@@ -64,10 +75,89 @@ class Item(Node):
     async def later(self) -> str:
         return f"later {self.name}"
 
+    @strawberry.field
+    async def later_or_none(self) -> str:  # non-null, but None for odd items
+        await asyncio.sleep(0)
+        return None if self.count % 2 else f"later {self.name}"  # type: ignore[return-value]
+
+    @strawberry.field
+    def no_info(self) -> str:
+        return f"plain {self.name}"
+
+    @strawberry.field
+    def with_root(self, root: Any, info: strawberry.Info) -> str:
+        return f"{root.name} at {info.path.key}"
+
+    @strawberry.field
+    def with_parent(self, parent: strawberry.Parent[Any]) -> str:
+        return f"parent {parent.name}"
+
+    @strawberry.field
+    @staticmethod
+    def static() -> str:
+        return "static"
+
+    @strawberry.field
+    async def returns_awaitable(self) -> str:  # strawberry awaits the call, not what it returns
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(f"awaited {self.name}")
+        return cast("str", future)
+
+    @strawberry.field
+    def sync_awaitable(self) -> str:
+        return cast("str", asyncio.sleep(0, result=f"sync {self.name}"))
+
+    @strawberry.field
+    def raises_now(self) -> str | None:
+        raise ValueError(f"{self.name} refused")
+
+    @strawberry.field(permission_classes=[Refuse])
+    def guarded(self) -> str:
+        return "never"
+
+    @strawberry.field
+    async def fails(self) -> str | None:
+        await asyncio.sleep(0)
+        raise ValueError(f"{self.name} failed")
+
+    @strawberry.field
+    async def sibling(self) -> Item | None:
+        await asyncio.sleep(0)
+        return _item(self.count + 10)
+
+    @strawberry.field
+    async def required_sibling(self) -> Item:
+        await asyncio.sleep(0)
+        return _item(self.count + 10, required=None if self.count == 2 else "ok")
+
 
 @strawberry.type
 class Other(Node):
     label: str
+
+
+@strawberry.type
+class Checked:
+    """A type whose ``is_type_of`` is awaited (strawberry takes it from the class)."""
+
+    value: str
+
+    @classmethod
+    async def is_type_of(cls, obj: Any, _info: Any) -> bool:
+        await asyncio.sleep(0)
+        return isinstance(obj, Checked) and obj.value != "impostor"
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def first(self) -> Item:
+        await asyncio.sleep(0)
+        return _item(1)
+
+    @strawberry.mutation
+    def second(self) -> Item:
+        return _item(2, required=None)
 
 
 Thing = Annotated[Item | Other, strawberry.union("Thing")]
@@ -122,6 +212,24 @@ class Query:
     def nodes(self) -> list[Node]:
         return [_item(2), Other(id=strawberry.ID("p"), label="p")]
 
+    @strawberry.field
+    async def async_items(self) -> list[Item]:
+        await asyncio.sleep(0)
+        return [_item(i) for i in range(1, 4)]
+
+    @strawberry.field
+    def strict_items(self) -> list[Item] | None:  # a list of non-null items, itself nullable
+        return [_item(i) for i in range(1, 4)]
+
+    @strawberry.field
+    def wrong_object(self) -> Item:
+        # Item's is_type_of accepts any Node (strawberry), so this is answered, not refused
+        return Other(id=strawberry.ID("x"), label="not an item")  # type: ignore[return-value]
+
+    @strawberry.field
+    def checked(self) -> list[Checked | None]:
+        return [Checked(value="a"), Checked(value="impostor"), Checked(value="b")]
+
 
 DOCUMENTS = [
     "{ items { id name nickname required color even count ratio flag tags } }",
@@ -137,10 +245,32 @@ DOCUMENTS = [
     "{ things { __typename ... on Item { id name } ... on Other { id label } } }",
     "{ nodes { id __typename ... on Item { color } } }",
     "fragment F on Item { id name } { items { ...F count } }",
+    "{ asyncItems { id later l2: later name } }",
+    "{ items { noInfo withRoot withParent static syncAwaitable } }",
+    "{ items { returnsAwaitable } }",
+    "{ items { id raisesNow } }",
+    "{ items { id guarded } }",
+    "{ items { id laterOrNone } }",
+    "{ strictItems { id laterOrNone } }",
+    "{ items { id fails name } }",
+    "{ items { id sibling { id name sibling { id later } } } }",
+    "{ items { id requiredSibling { id required } } }",
+    "{ wrongObject { id } }",
+    "{ checked { value } }",
+    "mutation { first { id name } second { id required } }",
+    "mutation { a: first { id later } b: first { id } }",
 ]
 
 
 FAILING = {
+    "{ items { id raisesNow } }",
+    "{ items { id guarded } }",
+    "{ items { id laterOrNone } }",
+    "{ strictItems { id laterOrNone } }",
+    "{ items { id fails name } }",
+    "{ items { id requiredSibling { id required } } }",
+    "{ checked { value } }",
+    "mutation { first { id name } second { id required } }",
     "{ badRequired { id required } }",
     "{ odd { id even } }",
     "{ wrongType { id count } }",
@@ -150,10 +280,15 @@ FAILING = {
 
 
 def _schemas(**kwargs: Any) -> tuple[strawberry.Schema, strawberry.Schema]:
-    stock = strawberry.Schema(query=Query, config=CONFIG, **kwargs)
+    stock = strawberry.Schema(query=Query, mutation=Mutation, config=CONFIG, **kwargs)
     lean = strawberry.Schema(
-        query=Query, config=CONFIG, execution_context_class=LeanExecutionContext, **kwargs
+        query=Query,
+        mutation=Mutation,
+        config=CONFIG,
+        execution_context_class=LeanExecutionContext,
+        **kwargs,
     )
+    install_direct_resolvers(lean)
     return stock, lean
 
 

@@ -41,7 +41,7 @@ from graftql.errors import ConfigError, GraftqlError
 from graftql.resolvers import Context, LoaderRegistry
 from graftql.resolvers.delegation import install_upstream_resolvers
 from graftql.schema.documents import CheckedDocuments, DocumentChecker
-from graftql.schema.executor import LeanExecutionContext
+from graftql.schema.executor import LeanExecutionContext, install_direct_resolvers
 from graftql.schema.explain import Explain, explain_enabled, listen_for_calls
 from graftql.schema.masking import (
     MaskUnexpectedErrors,
@@ -231,6 +231,7 @@ class GatewaySchema:
             reason = " ".join(str(exc).split())  # one line, as every config error
             raise ConfigError.at("schema", f"strawberry rejected the schema: {reason}") from exc
         install_upstream_resolvers(schema._schema)
+        install_direct_resolvers(schema)
         if not server.introspection_enabled:
             schema._schema.__class__ = _HiddenTypesSchema
         return schema

@@ -1,52 +1,86 @@
-"""The executor: strawberry's, with a shortcut for plain leaf fields.
+"""The executor: strawberry's, with shortcuts where graphql-core's generality costs the most.
 
 Most fields of a gateway's answer are plain attributes of an object a resolver already made:
 ``id``, ``title``, ``name`` of fifty posts and their authors. graphql-core runs the same
-machinery for each of them as for a resolver that calls an upstream: it builds a
-``GraphQLResolveInfo`` (and strawberry an ``Info``), looks up arguments, calls the resolver
-through two wrappers, checks the result for awaitables and completes it through the generic
-path. For a field with no resolver, no arguments, no extensions and no permission classes,
-whose type is a scalar or enum (``String``, ``ID!``...), none of that can change the answer:
-the value is ``getattr(source, name)`` (strawberry's ``default_resolver``) serialized by its
-type.
+machinery for each of them as for a resolver that calls an upstream: a ``Path`` entry, a
+``GraphQLResolveInfo`` (and strawberry an ``Info``), argument lookup, two resolver wrappers, an
+awaitable check and the generic completion. For a field with no resolver, no arguments, no
+extensions and no permission classes, whose type is a scalar or enum (``String``, ``ID!``...),
+none of that can change the answer: the value is ``getattr(source, name)`` (strawberry's
+``default_resolver``) serialized by its type.
 
-``LeanExecutionContext.execute_field`` takes that shortcut, and hands everything else —
-including every case that ends in an error (an exception, a null for a non-null type, a value
-the scalar cannot serialize) — to graphql-core's own ``execute_field``, so errors keep their
-exact message and path. Schema extensions that hook ``resolve`` turn the shortcut off (they
-must see every field). tests/unit/test_executor.py runs a corpus of documents both ways and
-requires identical results; bench/cpu_per_query.py measures what it saves.
+``LeanExecutionContext`` therefore
+
+- compiles each selection set once per operation into a list of its fields, with the read and
+  the serializer of every plain leaf, and ``execute_fields`` reads those leaves inline: no path,
+  no info, no method call per leaf;
+- awaits a resolver's awaitable directly when no abort signal is set, instead of through
+  graphql-core's ``with_abort_signal`` wrapper (one coroutine less per resolved item);
+- completes objects without the incremental-delivery layer when their selection has no
+  ``@defer``.
+
+``install_direct_resolvers`` (``GatewaySchema.build`` calls it) does the same for fields with a
+resolver but nothing strawberry must do around it — no arguments, no field extensions (which
+is where permission classes live), no exception handlers, not a subscription: the field calls
+the resolver function itself with ``self``/``root``/``parent``/``info`` as it asks, instead of
+through strawberry's wrappers (argument conversion, an extension chain, and for ``async``
+resolvers two coroutines more per call).
+
+Everything else — and every leaf that ends in an error (an exception, a null for a non-null
+type, a value the scalar cannot serialize, an awaitable) — goes to graphql-core's own
+``execute_field``, so errors keep their exact message and path. Schema extensions that hook
+``resolve`` turn the shortcuts off (they must see every field). tests/unit/test_executor.py runs
+a corpus of documents both ways and requires identical results; bench/cpu_per_query.py measures
+what it saves (``--stock-executor`` for the before-figure).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from graphql import GraphQLField, GraphQLLeafType, GraphQLNonNull, GraphQLObjectType, Undefined
-from graphql.execution.collect_fields import FieldDetailsList
+from graphql import (
+    GraphQLField,
+    GraphQLLeafType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
+    Undefined,
+)
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.execution.executor import invalid_return_type_error
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
 
-__all__ = ["LeanExecutionContext"]
+if TYPE_CHECKING:
+    import strawberry
 
-# (python attribute name, the resolver that reads it, the leaf type that serializes it)
-_Plan = tuple[str, Callable[[Any, str], Any], GraphQLLeafType]
-_NO_PLAN = object()
+__all__ = ["LeanExecutionContext", "install_direct_resolvers"]
+
+# (python attribute name, the resolver that reads it, the serializer of its leaf type)
+_Leaf = tuple[str, Callable[[Any, str], Any], Callable[[Any], Any]]
+# One entry per response key of a selection set: (response key, its fields, the leaf or None)
+_Plan = list[tuple[str, FieldDetailsList, "_Leaf | None"]]
+_NO_LEAF = object()
+# Values the built-in scalars serialize without surprises; anything else (None, an awaitable,
+# an enum member, a custom scalar's value) takes the general path first.
+_PLAIN = frozenset({str, int, float, bool})
 
 
-def _plan(field: GraphQLField) -> _Plan | None:
+def _leaf(field: GraphQLField) -> _Leaf | None:
     """How to read ``field`` without the general machinery, or None when it needs it.
     Kept on the field itself, so it lives and dies with its schema."""
-    plan = getattr(field, "_graftql_plan", _NO_PLAN)
-    if plan is _NO_PLAN:
-        plan = _make_plan(field)
-        field._graftql_plan = plan  # type: ignore[attr-defined]
-    return cast("_Plan | None", plan)
+    leaf = getattr(field, "_graftql_leaf", _NO_LEAF)
+    if leaf is _NO_LEAF:
+        leaf = _make_leaf(field)
+        field._graftql_leaf = leaf  # type: ignore[attr-defined]
+    return cast("_Leaf | None", leaf)
 
 
-def _make_plan(field: GraphQLField) -> _Plan | None:
+def _make_leaf(field: GraphQLField) -> _Leaf | None:
     if not getattr(field.resolve, "_is_default", False) or field.args:
         return None  # a resolver, or strawberry's exception handling, or arguments
     definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
@@ -55,42 +89,212 @@ def _make_plan(field: GraphQLField) -> _Plan | None:
     leaf = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
     if not isinstance(leaf, GraphQLLeafType):
         return None  # objects, lists, abstract types: they need info and sub-selections
-    return definition.python_name, definition.default_resolver, leaf
+    return definition.python_name, definition.default_resolver, leaf.coerce_output_value
+
+
+def install_direct_resolvers(schema: strawberry.Schema) -> None:
+    """Let every field whose resolver needs nothing of strawberry's around it call the
+    resolver directly (see the module). Only the ``resolve`` functions of ``schema``'s
+    graphql-core schema change; answers and errors stay the same."""
+    converter = schema.schema_converter
+    if getattr(converter, "_exception_handler_specs", ()):
+        return  # strawberry may turn an exception into a union member: its wrapper does that
+    info_class = schema.config.info_class
+    for named in schema._schema.type_map.values():
+        if not isinstance(named, GraphQLObjectType) or named.name.startswith("__"):
+            continue
+        for field in named.fields.values():
+            definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            direct = _direct(definition, info_class) if definition is not None else None
+            if direct is not None and getattr(field.resolve, "_is_default", None) is False:
+                field.resolve = direct
+
+
+def _direct(field: Any, info_class: type) -> Callable[..., Any] | None:
+    resolver = field.base_resolver
+    if (
+        resolver is None
+        or field.extensions
+        or field.arguments
+        or field.is_subscription
+        or type(field).get_result is not StrawberryField.get_result
+        or not callable(resolver.wrapped_func)
+    ):
+        return None
+    function = resolver.wrapped_func
+    with_self = resolver.self_parameter is not None
+    as_source = [p.name for p in (resolver.root_parameter, resolver.parent_parameter) if p]
+    info_name = resolver.info_parameter.name if resolver.info_parameter else None
+
+    if with_self and not as_source and info_name is not None:  # def f(self, info): the usual
+
+        def direct(source: Any, info: GraphQLResolveInfo[Any]) -> Any:
+            return function(source, **{info_name: info_class(_raw_info=info, _field=field)})
+
+    else:
+
+        def direct(source: Any, info: GraphQLResolveInfo[Any]) -> Any:
+            kwargs: dict[str, Any] = dict.fromkeys(as_source, source)
+            if info_name is not None:
+                kwargs[info_name] = info_class(_raw_info=info, _field=field)
+            return function(source, **kwargs) if with_self else function(**kwargs)
+
+    return direct
 
 
 class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """Strawberry's execution context with the plain-leaf shortcut (see the module)."""
+    """Strawberry's execution context with the shortcuts described in the module."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         manager = self.middleware_manager
         # MiddlewareManager keeps None here when no middleware (no extension's resolve hook)
-        # is installed; any middleware must see every field, so the shortcut is off.
+        # is installed; any middleware must see every field, so the shortcuts are off.
         self._lean = manager is None or getattr(manager, "_middleware_resolvers", 1) is None
+        # id(grouped field set) -> (the set, kept alive so its id is not reused; its plan)
+        self._plans: dict[int, tuple[GroupedFieldSet, _Plan]] = {}
 
-    def execute_field(
-        self,
-        parent_type: GraphQLObjectType,
-        source: Any,
-        field_details_list: FieldDetailsList,
-        path: Path,
-        position_context: Any = None,
-    ) -> Any:
-        if self._lean:
+    def _plan(self, parent_type: GraphQLObjectType, fields: GroupedFieldSet) -> _Plan:
+        cached = self._plans.get(id(fields))
+        if cached is not None and cached[0] is fields:
+            return cached[1]
+        plan: _Plan = []
+        for response_name, field_details_list in fields.items():
+            leaf = None
             node = field_details_list[0].node
             if not node.arguments and not node.directives:
                 field = self.schema.get_field(parent_type, node.name.value)
-                plan = _plan(field) if field is not None else None
-                if plan is not None:
-                    name, read, leaf = plan
+                leaf = _leaf(field) if field is not None else None
+            plan.append((response_name, field_details_list, leaf))
+        self._plans[id(fields)] = (fields, plan)
+        return plan
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        position_context: Any,
+    ) -> Any:
+        if not self._lean:
+            return super().execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        # graphql-core's execute_fields, with plain leaves read inline
+        results: dict[str, Any] = {}
+        is_awaitable = self.is_awaitable
+        awaitable_fields: list[str] = []
+        try:
+            for response_name, field_details_list, leaf in self._plan(
+                parent_type, grouped_field_set
+            ):
+                if leaf is not None:
                     try:
-                        value = read(source, name)
-                        if value is not None and not self.is_awaitable(value):
-                            coerced = leaf.coerce_output_value(value)
+                        value = leaf[1](source_value, leaf[0])
+                        if type(value) in _PLAIN:
+                            coerced = leaf[2](value)
                             if coerced is not None and coerced is not Undefined:
-                                return coerced
+                                results[response_name] = coerced
+                                continue
                     except Exception:  # noqa: S110 - the general path below reports it exactly
                         pass
-        return super().execute_field(
-            parent_type, source, field_details_list, path, position_context
+                result = self.execute_field(
+                    parent_type,
+                    source_value,
+                    field_details_list,
+                    Path(path, response_name, parent_type.name),
+                    position_context,
+                )
+                if result is not Undefined:
+                    results[response_name] = result
+                    if is_awaitable(result):
+                        awaitable_fields.append(response_name)
+        except Exception:
+            if awaitable_fields:
+                self.settle_in_background([results[field] for field in awaitable_fields])
+            raise
+        if not awaitable_fields:
+            return results
+        if len(awaitable_fields) == 1:
+            return self._await_one(results, awaitable_fields[0])
+        return self._await_all(results, awaitable_fields)
+
+    @staticmethod
+    async def _await_one(results: dict[str, Any], field: str) -> dict[str, Any]:
+        results[field] = await results[field]
+        return results
+
+    async def _await_all(self, results: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+        awaited = await self.gather_async_work([results[field] for field in fields])
+        results.update(zip(fields, awaited, strict=True))
+        return results
+
+    def complete_object_value(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        is_type_of = return_type.is_type_of
+        if not self._lean or position_context is not None:
+            return super().complete_object_value(
+                return_type, field_details_list, info, path, result, position_context
+            )
+        if is_type_of is not None:
+            matches = is_type_of(result, info)
+            if self.is_awaitable(matches):  # graphql-core's way
+                return self._complete_object_later(
+                    matches, return_type, field_details_list, path, result
+                )
+            if not matches:
+                raise invalid_return_type_error(return_type, result, field_details_list)
+        # graphql-core's collect_and_execute_subfields, without the incremental-delivery layer
+        # when the selection has no @defer
+        fields, new_defer_usages, _ = self.collect_subfields(return_type, field_details_list)
+        if new_defer_usages:
+            return self.execute_collected_subfields(
+                return_type, result, path, fields, new_defer_usages, None
+            )
+        return self.execute_fields(return_type, result, path, fields, None)
+
+    async def _complete_object_later(
+        self,
+        matches: Any,
+        return_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        result: Any,
+    ) -> Any:
+        if not await self.with_abort_signal(matches):
+            raise invalid_return_type_error(return_type, result, field_details_list)
+        fields = self.collect_and_execute_subfields(
+            return_type, field_details_list, path, result, None
         )
+        return await fields if self.is_awaitable(fields) else fields
+
+    async def complete_awaitable_value(
+        self,
+        return_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        # graphql-core's, without the with_abort_signal coroutine when there is no signal
+        try:
+            signal = self.abort_signal
+            resolved = await (result if signal is None else self.with_abort_signal(result))
+            completed = self.complete_value(
+                return_type, field_details_list, info, path, resolved, position_context
+            )
+            if self.is_awaitable(completed):
+                completed = await completed
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
+            completed = None
+        return completed
