@@ -22,8 +22,10 @@ _SCOPE = {
 }
 
 
-async def post_graphql(app: Any, body: bytes) -> tuple[int, bytes]:
-    """(status, response body) of ``POST /graphql`` with ``body``."""
+async def post_graphql(
+    app: Any, body: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> tuple[int, bytes]:
+    """(status, response body) of ``POST /graphql`` with ``body`` and more ``headers``."""
     sent = False
     status = 0
     out = bytearray()
@@ -42,5 +44,8 @@ async def post_graphql(app: Any, body: bytes) -> tuple[int, bytes]:
         elif message["type"] == "http.response.body":
             out.extend(message.get("body", b""))
 
-    await app({**_SCOPE, "state": {}}, receive, send)
+    scope = {**_SCOPE, "state": {}}
+    if headers:
+        scope["headers"] = [*_SCOPE["headers"], *headers]  # type: ignore[misc]
+    await app(scope, receive, send)
     return status, bytes(out)

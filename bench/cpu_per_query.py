@@ -1,6 +1,9 @@
-"""The gateway's CPU per query on the peers workload, in-process: for tuning the hot path.
+"""The gateway's CPU per query, in-process: for tuning the hot path.
 
-The peers' two upstreams (users :4001, posts :4002, from ``--peers``) run in child processes;
+Peers workload (default): the peers' two upstreams (users :4001, posts :4002, from ``--peers``)
+run in child processes. ``--workload storefront``: the README's example query, as the demo's
+customer, over the four demo services (``storefront.py``, no added latency) with the demo's
+gateway.yaml in production mode. In both,
 the gateway runs in this process and is called through ASGI directly, one query at a time, so
 ``time.process_time`` counts the gateway's own CPU: the GraphQL execution, the upstream
 clients, JSON. The HTTP server (uvicorn) is not included, which is the point: this isolates what
@@ -9,6 +12,7 @@ graftql's code costs, and CPU time is far less disturbed by a busy machine than 
     .venv/bin/python bench/cpu_per_query.py                  # 5 rounds of 500 queries
     .venv/bin/python bench/cpu_per_query.py --profile 2000   # cProfile: top functions by tottime
     .venv/bin/python bench/cpu_per_query.py --schema naive_schema:schema
+    .venv/bin/python bench/cpu_per_query.py --workload storefront --count 200
 
 It does not replace ``run.py``: requests/s and latency against the peers come from there.
 """
@@ -26,6 +30,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from asgi import post_graphql
 
@@ -55,7 +60,44 @@ def start_upstreams(peers: Path) -> list[subprocess.Popen[bytes]]:
     return procs
 
 
+def start_storefront_services() -> tuple[list[subprocess.Popen[bytes]], dict[str, str]]:
+    """The four demo services without added latency, and the gateway's environment for them."""
+    import procs
+    import storefront
+
+    base = storefront.BASE_PORT + 50  # away from a run.py storefront that may be running
+    argv = [sys.executable, str(HERE / "storefront.py"), "--base-port", str(base)]
+    proc = subprocess.Popen([*argv, "--latency-ms", "0"], cwd=HERE)  # noqa: S603
+    for port in range(base + 1, base + 5):
+        procs.wait_port(port, 10)
+    return [proc], storefront.gateway_env(base)
+
+
+def build_app(workload: str, schema_ref: str) -> tuple[Any, bytes, tuple[tuple[bytes, bytes], ...]]:
+    """The gateway app, the request body and its extra headers of ``workload``."""
+    from graftql.config import load_config
+    from graftql.server import create_app
+
+    if workload == "posts":
+        module, _, attribute = schema_ref.partition(":")
+        schema = getattr(importlib.import_module(module), attribute)
+        return create_app(load_config(HERE / "posts.yaml"), schema), QUERY, ()
+    import json
+
+    import storefront
+
+    from graftql.demo.runner import EXAMPLE_QUERY
+
+    config = load_config(storefront.gateway_yaml())
+    config = config.model_copy(
+        update={"server": config.server.model_copy(update={"env": "production"})}
+    )
+    body = json.dumps({"query": EXAMPLE_QUERY}).encode()
+    return create_app(config), body, ((b"authorization", storefront.authorization().encode()),)
+
+
 async def measure(
+    workload: str,
     schema_ref: str,
     rounds: int,
     count: int,
@@ -63,20 +105,13 @@ async def measure(
     sort: str = "tottime",
     dump: Path | None = None,
 ) -> None:
-    sys.path.insert(0, str(HERE))
-    module, _, attribute = schema_ref.partition(":")
-    schema = getattr(importlib.import_module(module), attribute)
-
-    from graftql.config import load_config
-    from graftql.server import create_app
     from graftql.server.process import tune_gc
 
-    config = load_config(HERE / "posts.yaml")
-    app = create_app(config, schema)
+    app, query, headers = build_app(workload, schema_ref)
     tune_gc()
 
     async def one() -> None:
-        _, body = await post_graphql(app, QUERY)
+        _, body = await post_graphql(app, query, headers)
         assert b'"errors"' not in body and b'"name"' in body, bytes(body[:300])
 
     async with app.router.lifespan_context(app):
@@ -102,8 +137,9 @@ async def measure(
             for _ in range(count):
                 await one()
             per_query.append((time.process_time() - started) / count * 1e3)
+    name = schema_ref if workload == "posts" else workload
     print(
-        f"{schema_ref}: CPU per query median {statistics.median(per_query):.3f} ms, "
+        f"{name}: CPU per query median {statistics.median(per_query):.3f} ms, "
         f"best {min(per_query):.3f} ms over {rounds} rounds of {count}"
     )
 
@@ -111,7 +147,8 @@ async def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peers", type=Path, default=Path("/work/peers"))
-    parser.add_argument("--schema", default="posts_schema:schema")
+    parser.add_argument("--workload", choices=("posts", "storefront"), default="posts")
+    parser.add_argument("--schema", default="posts_schema:schema", help="posts workload only")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--profile", type=int, default=0, metavar="N")
@@ -120,22 +157,37 @@ def main() -> None:
     parser.add_argument(
         "--stock-executor",
         action="store_true",
-        help="graphql-core's execute_field for every field (no plain-leaf shortcut): the 'before'",
+        help="strawberry's executor and resolver wrappers, no graftql shortcut: the 'before'",
     )
     args = parser.parse_args()
     os.environ.setdefault("BENCH_SCHEMA", args.schema)
     if args.stock_executor:
         from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+        import graftql.schema.builder
         from graftql.schema.executor import LeanExecutionContext
 
-        LeanExecutionContext.execute_field = (  # type: ignore[method-assign]
-            StrawberryGraphQLCoreExecutionContext.execute_field
-        )
-    procs = start_upstreams(args.peers)
+        stock = StrawberryGraphQLCoreExecutionContext
+        for name in ("execute_fields", "complete_object_value", "complete_awaitable_value"):
+            setattr(LeanExecutionContext, name, getattr(stock, name))
+        graftql.schema.builder.install_direct_resolvers = lambda schema: None  # type: ignore[assignment]
+    sys.path.insert(0, str(HERE))
+    if args.workload == "posts":
+        procs = start_upstreams(args.peers)
+    else:
+        procs, env = start_storefront_services()
+        os.environ.update(env)
     try:
         asyncio.run(
-            measure(args.schema, args.rounds, args.count, args.profile, args.sort, args.dump)
+            measure(
+                args.workload,
+                args.schema,
+                args.rounds,
+                args.count,
+                args.profile,
+                args.sort,
+                args.dump,
+            )
         )
     finally:
         for proc in procs:

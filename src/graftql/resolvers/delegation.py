@@ -363,7 +363,7 @@ class _OperationState:
 
     def __init__(self, delegate: Delegate, context: Context) -> None:
         self.nodes: dict[str, SelectionSetNode] = {}
-        self.selections: dict[int, tuple[Any, str, str]] = {}
+        self.selections: dict[tuple[Any, ...], tuple[Any, str, str]] = {}
         self.loader: DataLoader[Any, Any] = DataLoader(
             functools.partial(delegate._batch, context, self.nodes),
             max_batch_size=delegate.max_batch_size,
@@ -403,14 +403,18 @@ class Delegate:
         state = self._loaders.get(context)
         if state is None:
             state = self._loaders[context] = _OperationState(self, context)
-        # Every item of a list resolves the same field nodes: work the selection out once.
-        field_nodes = info._raw_info.field_nodes
-        known = state.selections.get(id(field_nodes))
-        if known is None or known[0] is not field_nodes:
+        # Every item of a list resolves the same field nodes (of the cached document; the list
+        # holding them is new for each item): work the selection out once per operation.
+        raw = info._raw_info
+        field_nodes = raw.field_nodes
+        ids = (raw.parent_type.name, *map(id, field_nodes))
+        known = state.selections.get(ids)
+        if known is None:
             selection, alias = forwarded_selection(info, self.key)
             text = print_ast(selection)
             state.nodes.setdefault(text, selection)
-            known = state.selections[id(field_nodes)] = (field_nodes, text, alias)
+            # the nodes are kept with their ids, so that no id is reused by another node
+            known = state.selections[ids] = (field_nodes, text, alias)
         return await state.loader.load((known[1], known[2], key))
 
     async def _batch(
