@@ -230,6 +230,39 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         results.update(zip(fields, awaited, strict=True))
         return results
 
+    def complete_value(
+        self,
+        return_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        # An object (``T`` or ``T!``), the most common value with a selection: straight to its
+        # fields, without graphql-core's chain of type tests. complete_object_value never
+        # answers None, so ``T!`` needs no null check here.
+        if result is not None and result is not Undefined and not isinstance(result, Exception):
+            kind = type(return_type)
+            if kind is GraphQLNonNull:
+                inner = return_type.of_type  # type: ignore[union-attr]
+                if type(inner) is GraphQLObjectType:
+                    return self.complete_object_value(
+                        inner, field_details_list, info, path, result, position_context
+                    )
+            elif kind is GraphQLObjectType:
+                return self.complete_object_value(
+                    return_type,  # type: ignore[arg-type]
+                    field_details_list,
+                    info,
+                    path,
+                    result,
+                    position_context,
+                )
+        return super().complete_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
     def complete_object_value(
         self,
         return_type: GraphQLObjectType,
