@@ -337,3 +337,36 @@ async def test_plain_leaves_take_the_shortcut(monkeypatch: pytest.MonkeyPatch) -
     result = await lean.execute("{ items { id name upper } }")
     assert result.errors is None
     assert built == ["items"] + ["upper"] * 5  # id and name: no info, no resolver call
+
+
+def _hooks_resolve(factory: Any) -> bool:
+    extension = factory if isinstance(factory, type) else type(factory())
+    return extension.resolve is not SchemaExtension.resolve
+
+
+@pytest.mark.parametrize("env", ["development", "production"])
+def test_no_gateway_extension_turns_the_shortcuts_off(env: str) -> None:
+    """Every extension the gateway installs, with every option that adds one on, leaves the
+    ``resolve`` hook alone: one that hooked it would make every field take the slow path."""
+    from graftql.config import ServerConfig
+    from graftql.config.server import InboundRateLimitConfig
+    from graftql.demo.schema import schema as demo
+    from graftql.schema.executor import LeanExecutionContext as Lean
+    from graftql.server.tracing import _OperationSpan
+
+    server = ServerConfig(
+        env=env,  # type: ignore[arg-type]
+        explain="auto",
+        rate_limit=InboundRateLimitConfig(rate=10, burst=10),
+    )
+    built = demo.build(
+        server,
+        trusted=frozenset({"0" * 64}),
+        report=lambda report: None,
+        outer=[lambda: _OperationSpan(None)],  # type: ignore[arg-type]
+        subscriptions=object(),  # type: ignore[arg-type]
+    )
+    assert issubclass(built.execution_context_class, Lean)
+    assert len(built.extensions) >= 8
+    assert [f for f in built.extensions if _hooks_resolve(f)] == []
+    assert _hooks_resolve(CountResolves)  # the check can see a hook
