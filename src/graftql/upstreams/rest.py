@@ -92,10 +92,14 @@ class RestUpstream(Upstream):
     ) -> httpx.Request:
         # The template is code, the values are client input: only the values get encoded.
         relative = expand_path(path, path_params or {})
-        url = self.url.copy_with(raw_path=join_path(self._base_path, relative))
+        raw_path = join_path(self._base_path, relative)
         query = {k: v for k, v in (params or {}).items() if v is not None}
         if query or self._base_query:
-            url = url.copy_merge_params({**self._base_query, **query})
+            # What url.copy_merge_params() would make, with one URL parse instead of two
+            encoded = str(httpx.QueryParams({**self._base_query, **query}))
+            if encoded:
+                raw_path += b"?" + encoded.encode("ascii")
+        url = self.url.copy_with(raw_path=raw_path)
         policy = (
             self.policy_for(f"{method} /{relative.lstrip('/')}") if self.has_endpoints else None
         )
