@@ -370,3 +370,39 @@ def test_no_gateway_extension_turns_the_shortcuts_off(env: str) -> None:
     assert len(built.extensions) >= 8
     assert [f for f in built.extensions if _hooks_resolve(f)] == []
     assert _hooks_resolve(CountResolves)  # the check can see a hook
+
+
+async def _incremental(schema: strawberry.Schema, document: str) -> list[Any]:
+    result: Any = await schema.execute(document)
+    first = result.initial_result
+    out: list[Any] = [(first.data, [(e.message, e.path) for e in first.errors or []])]
+    async for later in result.subsequent_results:
+        out.append(later.formatted)
+    return out
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        "{ items { id ... @defer { name later } } }",
+        '{ items { id ... @defer(label: "x") { sibling { id later } } fails } }',
+        "{ asyncItems { ... @defer { id fails } name } }",
+        "{ items { ... @defer { sibling { id ... @defer { later } } } } }",
+        "{ items { id sibling { name ... @defer { later sibling { id ... @defer { name } } } } } }",
+        "{ asyncItems { id ... @defer { sibling { id later ... @defer { fails } } } } }",
+    ],
+)
+async def test_deferred_fragments_answer_as_graphql_core_does(document: str) -> None:
+    """With @defer (strawberry's experimental incremental delivery) the lean executor hands
+    the deferred parts to graphql-core: the initial and every later payload are the same."""
+    config = StrawberryConfig(
+        scalar_map=CONFIG.scalar_map, enable_experimental_incremental_execution=True
+    )
+    stock = strawberry.Schema(query=Query, config=config)
+    lean = strawberry.Schema(
+        query=Query, config=config, execution_context_class=LeanExecutionContext
+    )
+    install_direct_resolvers(lean)
+    expected = await _incremental(stock, document)
+    assert len(expected) > 1, "the document was meant to defer something"
+    assert await _incremental(lean, document) == expected
