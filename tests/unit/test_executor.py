@@ -16,7 +16,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.permission import BasePermission
 from strawberry.schema.config import StrawberryConfig
 
-from graftql.schema.executor import LeanExecutionContext, install_direct_resolvers
+from graftql.schema.executor import LeanExecutionContext, _gather, install_direct_resolvers
 
 
 @strawberry.enum
@@ -406,3 +406,75 @@ async def test_deferred_fragments_answer_as_graphql_core_does(document: str) -> 
     expected = await _incremental(stock, document)
     assert len(expected) > 1, "the document was meant to defer something"
     assert await _incremental(lean, document) == expected
+
+
+async def test_gather_answers_in_order() -> None:
+    async def after(delay: float, value: str) -> str:
+        await asyncio.sleep(delay)
+        return value
+
+    ready = asyncio.get_running_loop().create_future()
+    ready.set_result("future")
+    assert await _gather([after(0.02, "slow"), after(0, "fast"), ready]) == [
+        "slow",
+        "fast",
+        "future",
+    ]
+    assert await _gather([]) == []
+
+
+async def test_gather_raises_the_first_failure_after_settling_the_others() -> None:
+    events: list[str] = []
+
+    async def fails(delay: float, message: str) -> None:
+        await asyncio.sleep(delay)
+        events.append(f"raise {message}")
+        raise ValueError(message)
+
+    async def slow() -> str:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0)  # cleanup that takes a turn of the loop
+            events.append("slow cleaned up")
+            raise
+        return "never"
+
+    with pytest.raises(ValueError, match=r"^first$"):
+        await _gather([slow(), fails(0.01, "first"), fails(0.01, "second")])
+    # the first failure in time, raised only once the others have settled
+    assert events == ["raise first", "slow cleaned up"] or events == [
+        "raise first",
+        "raise second",
+        "slow cleaned up",
+    ]
+
+
+async def test_cancelling_the_caller_cancels_every_child() -> None:
+    cancelled: list[int] = []
+
+    async def child(n: int) -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(n)
+            raise
+
+    caller = asyncio.ensure_future(_gather([child(1), child(2), child(3)]))
+    await asyncio.sleep(0.01)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await asyncio.sleep(0)
+    assert sorted(cancelled) == [1, 2, 3]
+
+
+async def test_a_cancelled_child_cancels_the_gather_as_asyncio_gather_does() -> None:
+    loop = asyncio.get_running_loop()
+    doomed = loop.create_future()
+    sibling = loop.create_future()
+    loop.call_later(0.01, doomed.cancel)
+    with pytest.raises(asyncio.CancelledError):
+        await _gather([doomed, sibling])
+    assert not sibling.cancelled()  # asyncio.gather leaves the others running too
+    sibling.cancel()

@@ -17,7 +17,12 @@ none of that can change the answer: the value is ``getattr(source, name)`` (stra
 - awaits a resolver's awaitable directly when no abort signal is set, instead of through
   graphql-core's ``with_abort_signal`` wrapper (one coroutine less per resolved item);
 - completes objects without the incremental-delivery layer when their selection has no
-  ``@defer``.
+  ``@defer``;
+- runs the awaited items of a list, and the awaited fields of an object, as tasks joined by one
+  counter (``_gather``) instead of ``asyncio.gather``: the same semantics as graphql-core's
+  ``gather_with_cancel`` (results in order; the first failure cancels the others, waits for
+  them and is raised), with less work per item. Every item still gets its own task, so a
+  resolver's ``asyncio.timeout()``, ``TaskGroup`` and context variables stay its own.
 
 ``install_direct_resolvers`` (``GatewaySchema.build`` calls it) does the same for fields with a
 resolver but nothing strawberry must do around it — no arguments, no field extensions (which
@@ -36,7 +41,16 @@ what it saves (``--stock-executor`` for the before-figure).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from asyncio import (
+    CancelledError,
+    Future,
+    Task,
+    ensure_future,
+    gather,
+    get_running_loop,
+    iscoroutine,
+)
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from graphql import (
@@ -49,7 +63,7 @@ from graphql import (
     Undefined,
 )
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
-from graphql.execution.executor import invalid_return_type_error
+from graphql.execution.executor import collect_iterator_awaitables, invalid_return_type_error
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
@@ -142,6 +156,51 @@ def _direct(field: Any, info_class: type) -> Callable[..., Any] | None:
     return direct
 
 
+async def _gather(awaitables: list[Any]) -> list[Any]:
+    """graphql-core's ``gather_with_cancel``: every awaitable runs as a task; the results in
+    order, or on the first failure (in time) the others cancelled and settled, then that failure
+    raised. A child that is itself cancelled raises CancelledError at once, as with
+    ``asyncio.gather``. Cancelling the caller cancels the children."""
+    loop = get_running_loop()
+    tasks = [
+        loop.create_task(awaitable) if iscoroutine(awaitable) else ensure_future(awaitable)
+        for awaitable in awaitables
+    ]
+    if not tasks:
+        return []
+    joined: Future[Task[Any] | None] = loop.create_future()
+    remaining = len(tasks)
+
+    def settled(task: Task[Any]) -> None:
+        nonlocal remaining
+        if joined.done():
+            return
+        if task.cancelled() or task.exception() is not None:
+            joined.set_result(task)  # the first failure
+            return
+        remaining -= 1
+        if not remaining:
+            joined.set_result(None)
+
+    for task in tasks:
+        task.add_done_callback(settled)
+    try:
+        failed = await joined
+    except CancelledError:
+        for task in tasks:
+            task.cancel()
+        raise
+    if failed is None:
+        return [task.result() for task in tasks]
+    if failed.cancelled():
+        raise CancelledError
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+    await gather(*tasks, return_exceptions=True)
+    raise cast("BaseException", failed.exception())
+
+
 class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context with the shortcuts described in the module."""
 
@@ -225,8 +284,69 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         results[field] = await results[field]
         return results
 
+    def gather_async_work(self, values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
+        return _gather(list(values))
+
+    def complete_iterable_value(
+        self,
+        item_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        items: Iterable[Any],
+        position_context: Any,
+    ) -> Any:
+        if not self._lean or self.get_stream_usage(field_details_list, path) is not None:
+            return super().complete_iterable_value(
+                item_type, field_details_list, info, path, items, position_context
+            )
+        # graphql-core's, without @stream (above), joining the awaited items with _gather
+        is_awaitable = self.is_awaitable
+        completed: list[Any] = []
+        awaited: list[int] = []
+        iterator = iter(items)
+        try:
+            for index, item in enumerate(iterator):
+                item_path = path.add_key(index, None)
+                if is_awaitable(item):
+                    completed.append(
+                        self.complete_awaitable_list_item_value(
+                            item, item_type, field_details_list, info, item_path, position_context
+                        )
+                    )
+                    awaited.append(index)
+                elif self.complete_list_item_value(
+                    item,
+                    completed,
+                    item_type,
+                    field_details_list,
+                    info,
+                    item_path,
+                    position_context,
+                ):
+                    awaited.append(index)
+        except Exception:
+            pending = [completed[index] for index in awaited]
+            pending.extend(collect_iterator_awaitables(iterator, is_awaitable))
+            if pending:
+                self.settle_in_background(pending)
+            raise
+        if not awaited:
+            return completed
+        return self._await_items(completed, awaited)
+
+    @staticmethod
+    async def _await_items(completed: list[Any], awaited: list[int]) -> list[Any]:
+        if len(awaited) == 1:
+            completed[awaited[0]] = await completed[awaited[0]]
+        else:
+            results = await _gather([completed[index] for index in awaited])
+            for index, result in zip(awaited, results, strict=True):
+                completed[index] = result
+        return completed
+
     async def _await_all(self, results: dict[str, Any], fields: list[str]) -> dict[str, Any]:
-        awaited = await self.gather_async_work([results[field] for field in fields])
+        awaited = await _gather([results[field] for field in fields])
         results.update(zip(fields, awaited, strict=True))
         return results
 
