@@ -58,3 +58,56 @@ async def test_the_selection_is_worked_out_once_per_operation_and_field(
     await delegate.load(_info(operation, [product], parent="Cart"), "p1")
     await delegate.load(_info(_Operation(), [product]), "p1")
     assert worked_out == ["name", "id", "name", "name"]
+
+
+class _Upstream:
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, dict[str, Any]]] = []
+
+    async def execute(self, document: Any, variables: dict[str, Any]) -> Any:
+        self.sent.append((document, variables))
+        return {
+            f"s{i}": [{"id": key} for key in ids]
+            for i, ids in enumerate(variables[f"k{i}"] for i in range(len(variables)))
+        }
+
+
+async def test_the_lookup_document_is_printed_once_per_combination_of_selections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    printed: list[str] = []
+    real_print = delegation.print_ast
+
+    def counting(node: Any) -> str:
+        text = real_print(node)
+        printed.append(text)
+        return text
+
+    monkeypatch.setattr(delegation, "print_ast", counting)
+    upstream = _Upstream()
+    context = SimpleNamespace(upstreams=SimpleNamespace(graphql=lambda name: upstream))
+    name, price = parse("{ name id }").definitions[0], parse("{ price id }").definitions[0]
+    nodes = {"{name id}": name.selection_set, "{price id}": price.selection_set}  # type: ignore[attr-defined]
+    delegate = Delegate("catalog", "products")
+
+    one = [("{name id}", "id", "p1"), ("{name id}", "id", "p2")]
+    assert await delegate._batch(context, nodes, one) == [{"id": "p1"}, {"id": "p2"}]
+    assert await delegate._batch(context, nodes, [("{name id}", "id", "p3")]) == [{"id": "p3"}]
+    both = [("{price id}", "id", "p4"), ("{name id}", "id", "p5")]
+    assert await delegate._batch(context, nodes, both) == [{"id": "p4"}, {"id": "p5"}]
+
+    documents = [document for document, _ in upstream.sent]
+    assert documents[0] == documents[1] == printed[0]  # the same text, printed once
+    assert " ".join(documents[0].split()) == (
+        "query GraftqlDelegate($k0: [ID!]!) { s0: products(ids: $k0) { name id } }"
+    )
+    assert len(printed) == 2 and documents[2] == printed[1]
+    assert " ".join(documents[2].split()) == (
+        "query GraftqlDelegate($k0: [ID!]!, $k1: [ID!]!) "
+        "{ s0: products(ids: $k0) { price id } s1: products(ids: $k1) { name id } }"
+    )
+    assert [variables for _, variables in upstream.sent] == [
+        {"k0": ["p1", "p2"]},
+        {"k0": ["p3"]},
+        {"k0": ["p4"], "k1": ["p5"]},
+    ]

@@ -92,6 +92,7 @@ __all__ = [
 
 _REQUIRES = "graftql.requires"
 _KEY_ALIAS = "graftqlKey"
+_MAX_DOCUMENTS = 256  # lookup documents kept per Delegate (one per combination of selections)
 
 
 class FromUpstream(FieldExtension):
@@ -393,6 +394,8 @@ class Delegate:
         self.argument = argument
         self.id_type = parse_type(id_type)
         self.max_batch_size = max_batch_size
+        # The lookup documents by their selections (bounded: emptied when full).
+        self._documents: dict[tuple[str, ...], str] = {}
         # One loader per operation (its Context), like every loader.
         self._loaders: weakref.WeakKeyDictionary[Context, _OperationState] = (
             weakref.WeakKeyDictionary()
@@ -417,19 +420,12 @@ class Delegate:
             known = state.selections[ids] = (field_nodes, text, alias)
         return await state.loader.load((known[1], known[2], key))
 
-    async def _batch(
-        self,
-        context: Context,
-        nodes: Mapping[str, SelectionSetNode],
-        keys: list[tuple[str, str, Any]],
-    ) -> list[Any]:
-        groups: dict[tuple[str, str], list[Any]] = {}
-        for text, alias, key in keys:
-            groups.setdefault((text, alias), []).append(key)
+    def _document(self, selections: list[SelectionSetNode]) -> DocumentNode:
+        """``query GraftqlDelegate($k0: [ID!]!, ...) { s0: <field>(<argument>: $k0) {...} }``:
+        one aliased lookup per distinct selection."""
         variables: list[VariableDefinitionNode] = []
         fields: list[SelectionNode] = []
-        values: dict[str, Any] = {}
-        for index, ((text, _), ids) in enumerate(groups.items()):
+        for index, selection in enumerate(selections):
             name = f"k{index}"
             variables.append(
                 VariableDefinitionNode(
@@ -438,8 +434,6 @@ class Delegate:
                     directives=(),
                 )
             )
-            values[name] = list(dict.fromkeys(ids))
-            selection = nodes[text]
             fields.append(
                 FieldNode(
                     alias=NameNode(value=f"s{index}"),
@@ -454,7 +448,7 @@ class Delegate:
                     selection_set=selection,
                 )
             )
-        document = DocumentNode(
+        return DocumentNode(
             definitions=(
                 OperationDefinitionNode(
                     operation=OperationType.QUERY,
@@ -465,6 +459,28 @@ class Delegate:
                 ),
             )
         )
+
+    async def _batch(
+        self,
+        context: Context,
+        nodes: Mapping[str, SelectionSetNode],
+        keys: list[tuple[str, str, Any]],
+    ) -> list[Any]:
+        groups: dict[tuple[str, str], list[Any]] = {}
+        for text, alias, key in keys:
+            groups.setdefault((text, alias), []).append(key)
+        values = {
+            f"k{index}": list(dict.fromkeys(ids)) for index, ids in enumerate(groups.values())
+        }
+        # The document depends only on the selections, in order: built and printed once, then
+        # sent as text (the upstream parses a text once and keeps it).
+        selections = tuple(text for text, _ in groups)
+        document = self._documents.get(selections)
+        if document is None:
+            document = print_ast(self._document([nodes[text] for text in selections]))
+            if len(self._documents) >= _MAX_DOCUMENTS:
+                self._documents.clear()
+            self._documents[selections] = document
         data = await context.upstreams.graphql(self.upstream).execute(document, values)
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for index, (group, _) in enumerate(groups.items()):
