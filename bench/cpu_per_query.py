@@ -168,8 +168,9 @@ def main() -> None:
         from graftql.schema.executor import LeanExecutionContext
 
         stock = StrawberryGraphQLCoreExecutionContext
-        for name in ("execute_fields", "complete_object_value", "complete_awaitable_value"):
-            setattr(LeanExecutionContext, name, getattr(stock, name))
+        for name, value in list(vars(LeanExecutionContext).items()):  # every override
+            if callable(value) and not name.startswith("__") and hasattr(stock, name):
+                setattr(LeanExecutionContext, name, getattr(stock, name))
         graftql.schema.builder.install_direct_resolvers = lambda schema: None  # type: ignore[assignment]
     sys.path.insert(0, str(HERE))
     if args.workload == "posts":

@@ -478,3 +478,29 @@ async def test_a_cancelled_child_cancels_the_gather_as_asyncio_gather_does() -> 
         await _gather([doomed, sibling])
     assert not sibling.cancelled()  # asyncio.gather leaves the others running too
     sibling.cancel()
+
+
+async def test_a_failure_after_the_join_has_ended_is_not_left_unseen() -> None:
+    """A child that fails while being cancelled (its cleanup raises) is marked as seen, so
+    asyncio does not log 'Task exception was never retrieved' for it later."""
+    import gc
+
+    loop = asyncio.get_running_loop()
+    unseen: list[Any] = []
+    loop.set_exception_handler(lambda _loop, context: unseen.append(context))
+
+    async def cleanup_fails() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise ValueError("cleanup failed") from None
+
+    caller = asyncio.ensure_future(_gather([cleanup_fails(), asyncio.sleep(10)]))
+    await asyncio.sleep(0.01)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    for _ in range(3):
+        await asyncio.sleep(0)
+    gc.collect()
+    assert unseen == []

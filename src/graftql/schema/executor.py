@@ -173,9 +173,11 @@ async def _gather(awaitables: list[Any]) -> list[Any]:
 
     def settled(task: Task[Any]) -> None:
         nonlocal remaining
+        # exception() marks a failure as seen, also one that comes after the join has ended
+        failed = task.cancelled() or task.exception() is not None
         if joined.done():
             return
-        if task.cancelled() or task.exception() is not None:
+        if failed:
             joined.set_result(task)  # the first failure
             return
         remaining -= 1
@@ -199,6 +201,17 @@ async def _gather(awaitables: list[Any]) -> list[Any]:
             task.cancel()
     await gather(*tasks, return_exceptions=True)
     raise cast("BaseException", failed.exception())
+
+
+async def _await_into(container: Any, keys: list[Any]) -> Any:
+    """``container`` (an object's fields, a list's items) with the awaitables under ``keys``
+    replaced by their results: one awaited in place, several joined with ``_gather``."""
+    if len(keys) == 1:
+        container[keys[0]] = await container[keys[0]]
+    else:
+        for key, result in zip(keys, await _gather([container[key] for key in keys]), strict=True):
+            container[key] = result
+    return container
 
 
 class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -273,16 +286,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if awaitable_fields:
                 self.settle_in_background([results[field] for field in awaitable_fields])
             raise
-        if not awaitable_fields:
-            return results
-        if len(awaitable_fields) == 1:
-            return self._await_one(results, awaitable_fields[0])
-        return self._await_all(results, awaitable_fields)
-
-    @staticmethod
-    async def _await_one(results: dict[str, Any], field: str) -> dict[str, Any]:
-        results[field] = await results[field]
-        return results
+        return _await_into(results, awaitable_fields) if awaitable_fields else results
 
     def gather_async_work(self, values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
         return _gather(list(values))
@@ -331,24 +335,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if pending:
                 self.settle_in_background(pending)
             raise
-        if not awaited:
-            return completed
-        return self._await_items(completed, awaited)
-
-    @staticmethod
-    async def _await_items(completed: list[Any], awaited: list[int]) -> list[Any]:
-        if len(awaited) == 1:
-            completed[awaited[0]] = await completed[awaited[0]]
-        else:
-            results = await _gather([completed[index] for index in awaited])
-            for index, result in zip(awaited, results, strict=True):
-                completed[index] = result
-        return completed
-
-    async def _await_all(self, results: dict[str, Any], fields: list[str]) -> dict[str, Any]:
-        awaited = await _gather([results[field] for field in fields])
-        results.update(zip(fields, awaited, strict=True))
-        return results
+        return _await_into(completed, awaited) if awaited else completed
 
     def complete_value(
         self,
@@ -392,11 +379,11 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         result: Any,
         position_context: Any,
     ) -> Any:
-        is_type_of = return_type.is_type_of
         if not self._lean or position_context is not None:
             return super().complete_object_value(
                 return_type, field_details_list, info, path, result, position_context
             )
+        is_type_of = return_type.is_type_of
         if is_type_of is not None:
             matches = is_type_of(result, info)
             if self.is_awaitable(matches):  # graphql-core's way
